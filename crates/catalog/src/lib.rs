@@ -1,0 +1,1 @@
+//! CIS catalog (work in progress).
