@@ -1,0 +1,338 @@
+//! The audit seam: after the gate, check that every intended change is in effect on the
+//! running process (the built-in check, as kube-bench reads `ps`), and/or run an external
+//! script (argv, no shell, with a timeout; exit 0 passes; output kept, bounded).
+
+use crate::journal::{AuditSpec, FileRecord, TxId};
+use kharden_manifest::flags::{last_value, parse_flags};
+use kharden_manifest::Change;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What the audit checks.
+#[derive(Debug, Clone)]
+pub struct AuditRequest<'a> {
+    pub txid: TxId,
+    pub spec: &'a AuditSpec,
+    pub files: &'a [FileRecord],
+    /// The restarted process's argv, when the gate proved one.
+    pub running_argv: Option<Vec<String>>,
+    /// The after-manifest's argv and where its flags start, when the target is a manifest.
+    pub manifest_argv: Option<(Vec<String>, usize)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditVerdict {
+    pub passed: bool,
+    pub detail: String,
+    pub output: Option<String>,
+}
+
+pub trait Audit {
+    fn check(&self, req: &AuditRequest<'_>) -> AuditVerdict;
+}
+
+/// `--no-audit`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoAudit;
+
+impl Audit for NoAudit {
+    fn check(&self, _req: &AuditRequest<'_>) -> AuditVerdict {
+        AuditVerdict {
+            passed: true,
+            detail: "audit disabled".into(),
+            output: None,
+        }
+    }
+}
+
+/// The built-in audit plus, when the spec names one, the external script.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StandardAudit;
+
+impl Audit for StandardAudit {
+    fn check(&self, req: &AuditRequest<'_>) -> AuditVerdict {
+        let mut details = Vec::new();
+        if req.spec.builtin {
+            let v = builtin(req);
+            if !v.passed {
+                return v;
+            }
+            details.push(v.detail);
+        }
+        if let Some(script) = &req.spec.script {
+            let v = run_script(
+                Path::new(script),
+                req,
+                Duration::from_secs(req.spec.script_timeout_secs.max(1)),
+            );
+            if !v.passed {
+                return v;
+            }
+            details.push(v.detail);
+            return AuditVerdict {
+                passed: true,
+                detail: details.join("; "),
+                output: v.output,
+            };
+        }
+        AuditVerdict {
+            passed: true,
+            detail: details.join("; "),
+            output: None,
+        }
+    }
+}
+
+/// Check every flag change against an argv under the flag parser's rule (last one wins).
+/// Returns the unmet changes.
+pub fn unmet_changes(changes: &[Change], flags: &[String]) -> Vec<String> {
+    let mut unmet = Vec::new();
+    for c in changes {
+        let ok = match c {
+            Change::Set { name, value: Some(v) } => last_value(flags, name) == Some(Some(v.clone())),
+            Change::Set { name, value: None } => match last_value(flags, name) {
+                Some(None) => true,
+                Some(Some(v)) => v != "false",
+                None => false,
+            },
+            Change::Unset { name } => last_value(flags, name).is_none(),
+            Change::AddItem { name, item } => match last_value(flags, name) {
+                Some(Some(v)) => v.split(',').any(|i| i.trim() == item),
+                _ => false,
+            },
+            Change::RemoveItem {
+                name,
+                item,
+                if_empty,
+            } => match last_value(flags, name) {
+                None => true,
+                Some(None) => true,
+                Some(Some(v)) => {
+                    !v.split(',').any(|i| i.trim() == item)
+                        || if_empty.as_deref() == Some(v.as_str())
+                }
+            },
+            Change::AtLeast { name, min } => match last_value(flags, name) {
+                Some(Some(v)) => v.trim().parse::<i64>().is_ok_and(|n| n >= *min),
+                _ => false,
+            },
+            Change::SetKey { name, key, value } => match last_value(flags, name) {
+                Some(Some(v)) => v
+                    .split(',')
+                    .filter_map(|kv| kv.split_once('='))
+                    .filter(|(k, _)| k.trim() == key)
+                    .last()
+                    .is_some_and(|(_, val)| val.trim() == value),
+                _ => false,
+            },
+            Change::Mount(_) => true,
+        };
+        if !ok {
+            unmet.push(c.to_string());
+        }
+    }
+    unmet
+}
+
+fn builtin(req: &AuditRequest<'_>) -> AuditVerdict {
+    let changes: Vec<Change> = req
+        .files
+        .iter()
+        .filter(|f| f.gated)
+        .flat_map(|f| f.changes.iter().cloned())
+        .collect();
+    let (argv, start, source) = match (&req.running_argv, &req.manifest_argv) {
+        (Some(run), Some((_, start))) => (run.clone(), *start, "running process"),
+        (Some(run), None) => (run.clone(), 0, "running process"),
+        (None, Some((m, start))) => (m.clone(), *start, "manifest (no running process was gated)"),
+        (None, None) => {
+            return AuditVerdict {
+                passed: true,
+                detail: "built-in audit: no flag changes to check".into(),
+                output: None,
+            }
+        }
+    };
+    let flags: Vec<String> = argv.get(start.min(argv.len())..).unwrap_or_default().to_vec();
+    let unmet = unmet_changes(&changes, &flags);
+    let seen = parse_flags(&flags).len();
+    if unmet.is_empty() {
+        AuditVerdict {
+            passed: true,
+            detail: format!(
+                "built-in audit: {} change(s) in effect on the {source} ({seen} flags read)",
+                changes.len()
+            ),
+            output: None,
+        }
+    } else {
+        AuditVerdict {
+            passed: false,
+            detail: format!("built-in audit on the {source}: not in effect: {}", unmet.join(", ")),
+            output: None,
+        }
+    }
+}
+
+/// Output kept in the journal from an audit script, per stream.
+pub const SCRIPT_OUTPUT_LIMIT: usize = 16 * 1024;
+
+fn read_bounded(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<(Vec<u8>, bool)> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut truncated = false;
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = SCRIPT_OUTPUT_LIMIT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    truncated |= n > room;
+                }
+            }
+        }
+        (kept, truncated)
+    })
+}
+
+/// Run an external audit script: `PATH MANIFEST...`, no shell, environment
+/// `KHARDEN_TXID` and `KHARDEN_RUNNING_ARGV` (JSON), killed at the timeout.
+pub fn run_script(script: &Path, req: &AuditRequest<'_>, timeout: Duration) -> AuditVerdict {
+    let mut cmd = Command::new(script);
+    for f in req.files.iter().filter(|f| f.gated) {
+        cmd.arg(&f.path);
+    }
+    cmd.env("KHARDEN_TXID", req.txid.to_string());
+    if let Some(argv) = &req.running_argv {
+        cmd.env(
+            "KHARDEN_RUNNING_ARGV",
+            serde_json::to_string(argv).unwrap_or_default(),
+        );
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return AuditVerdict {
+                passed: false,
+                detail: format!("audit script {}: cannot run: {e}", script.display()),
+                output: None,
+            }
+        }
+    };
+    let out = child.stdout.take().map(read_bounded);
+    let err = child.stderr.take().map(read_bounded);
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Ok(s),
+            Ok(None) if start.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!("timed out after {}s and was killed", timeout.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => break Err(format!("wait: {e}")),
+        }
+    };
+    let mut output = String::new();
+    for (name, h) in [("stdout", out), ("stderr", err)] {
+        if let Some(h) = h {
+            if let Ok((bytes, truncated)) = h.join() {
+                if !bytes.is_empty() {
+                    output.push_str(&format!("--- {name}{}\n", if truncated { " (truncated)" } else { "" }));
+                    output.push_str(&String::from_utf8_lossy(&bytes));
+                    if !output.ends_with('\n') {
+                        output.push('\n');
+                    }
+                }
+            }
+        }
+    }
+    let output = (!output.is_empty()).then_some(output);
+    match status {
+        Ok(s) if s.success() => AuditVerdict {
+            passed: true,
+            detail: format!("audit script {} passed", script.display()),
+            output,
+        },
+        Ok(s) => AuditVerdict {
+            passed: false,
+            detail: format!("audit script {} failed ({s})", script.display()),
+            output,
+        },
+        Err(why) => AuditVerdict {
+            passed: false,
+            detail: format!("audit script {} {why}", script.display()),
+            output,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn last_occurrence_wins() {
+        let set = Change::Set {
+            name: "profiling".into(),
+            value: Some("false".into()),
+        };
+        assert!(unmet_changes(&[set.clone()], &v(&["--profiling=true", "--profiling=false"])).is_empty());
+        assert_eq!(unmet_changes(&[set], &v(&["--profiling=false", "--profiling=true"])).len(), 1);
+    }
+
+    #[test]
+    fn list_and_key_changes() {
+        let flags = v(&["--enable-admission-plugins=NodeRestriction,EventRateLimit", "--feature-gates=A=true,B=false"]);
+        let ok = [
+            Change::AddItem { name: "enable-admission-plugins".into(), item: "EventRateLimit".into() },
+            Change::RemoveItem { name: "enable-admission-plugins".into(), item: "AlwaysAdmit".into(), if_empty: None },
+            Change::SetKey { name: "feature-gates".into(), key: "B".into(), value: "false".into() },
+            Change::Unset { name: "insecure-port".into() },
+        ];
+        assert!(unmet_changes(&ok, &flags).is_empty());
+        let bad = [Change::AtLeast { name: "audit-log-maxage".into(), min: 30 }];
+        assert_eq!(unmet_changes(&bad, &flags).len(), 1);
+        assert!(unmet_changes(&bad, &v(&["--audit-log-maxage=31"])).is_empty());
+    }
+
+    #[test]
+    fn script_exit_code_output_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = AuditSpec { builtin: false, script: None, script_timeout_secs: 5 };
+        let req = AuditRequest { txid: 1, spec: &spec, files: &[], running_argv: None, manifest_argv: None };
+        let write = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let pass = write("pass.sh", "#!/bin/sh\necho fine\nexit 0\n");
+        let v = run_script(&pass, &req, Duration::from_secs(5));
+        assert!(v.passed);
+        assert!(v.output.unwrap().contains("fine"));
+        let fail = write("fail.sh", "#!/bin/sh\necho bad >&2\nexit 3\n");
+        let v = run_script(&fail, &req, Duration::from_secs(5));
+        assert!(!v.passed);
+        assert!(v.output.unwrap().contains("bad"));
+        let slow = write("slow.sh", "#!/bin/sh\nexec sleep 30\n");
+        let t = Instant::now();
+        let v = run_script(&slow, &req, Duration::from_secs(1));
+        assert!(!v.passed && v.detail.contains("timed out"), "{v:?}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let noisy = write("noisy.sh", "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' x\nexit 0\n");
+        let v = run_script(&noisy, &req, Duration::from_secs(5));
+        assert!(v.passed);
+        assert!(v.output.unwrap().len() < SCRIPT_OUTPUT_LIMIT + 100);
+    }
+}

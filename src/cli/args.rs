@@ -1,0 +1,216 @@
+//! The command line (DESIGN.md, "Command line"), as clap derive types.
+
+use crate::txn::Policy;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kharden",
+    version,
+    about = "Harden Kubernetes control-plane static pods without ever leaving them broken",
+    long_about = "kharden changes flags in static pod manifests as transactions: the intent is \
+journaled, the file is replaced atomically, kubelet's restart of the component is proven, the \
+component must stay healthy, the change is audited on the running process, and only then is the \
+transaction committed. Anything else ends in an automatic, verified rollback.",
+    after_help = "Exit codes: 0 success, 1 error (nothing changed), 2 usage, 3 rolled back (gate failed), \
+4 rolled back (audit failed), 5 needs manual intervention, 6 conflict found by recovery, \
+7 lock held by another kharden, 8 journal fault."
+)]
+pub struct Cli {
+    /// Where the journal and the lock live.
+    #[arg(long, global = true, env = "KHARDEN_STATE_DIR", default_value = "/var/lib/kharden")]
+    pub state_dir: PathBuf,
+    /// Resolve default host paths (manifests, pki) under this root, as `kubeadm --rootfs` does.
+    #[arg(long, global = true, env = "KHARDEN_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Output format of the result on stdout (logs always go to stderr).
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Format of the logs on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Wait up to SECS for another kharden to release the lock.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 0)]
+    pub wait: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Change flags in a manifest as a gated, journaled transaction.
+    Apply(ApplyArgs),
+    /// Print the edited manifest to stdout; writes nothing.
+    Edit(EditArgs),
+    /// Finish or revert whatever a crash left open (run at boot before kubelet).
+    Recover(RecoverArgs),
+    /// Undo a committed transaction, as a new transaction.
+    Rollback(RollbackArgs),
+    /// Inspect and maintain the journal.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+/// Flag changes, applied in the order given.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ChangeArgs {
+    /// Set a flag: NAME=VALUE, or NAME alone for a bare boolean flag.
+    #[arg(long = "set", value_name = "NAME[=VALUE]")]
+    pub set: Vec<String>,
+    /// Remove every occurrence of a flag.
+    #[arg(long = "unset", value_name = "NAME")]
+    pub unset: Vec<String>,
+    /// Add ITEM to a comma-separated list flag.
+    #[arg(long = "add-item", value_name = "NAME=ITEM")]
+    pub add_item: Vec<String>,
+    /// Remove ITEM from a comma-separated list flag (the flag goes when the list is empty).
+    #[arg(long = "remove-item", value_name = "NAME=ITEM")]
+    pub remove_item: Vec<String>,
+    /// Make an integer flag at least N.
+    #[arg(long = "at-least", value_name = "NAME=N")]
+    pub at_least: Vec<String>,
+    /// Set KEY=VALUE inside a map flag such as --feature-gates.
+    #[arg(long = "set-key", value_name = "NAME=KEY=VALUE")]
+    pub set_key: Vec<String>,
+}
+
+impl ChangeArgs {
+    /// The clap ids of the change options, with the change kind each parses to.
+    pub const IDS: [(&'static str, &'static str); 6] = [
+        ("set", "set"),
+        ("unset", "unset"),
+        ("add_item", "add-item"),
+        ("remove_item", "remove-item"),
+        ("at_least", "at-least"),
+        ("set_key", "set-key"),
+    ];
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GateArgs {
+    /// Give up on the gate after SECS (the deadline is stored in the journal).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub health_timeout: u64,
+    /// The component must stay healthy, same process, for SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub stable_for: u64,
+    /// Probe this URL instead of the manifest's own httpGet probe.
+    #[arg(long, value_name = "URL")]
+    pub health_url: Option<String>,
+    /// CA bundle that signs the component's serving certificate (default: <root>/etc/kubernetes/pki/ca.crt).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate for the probe (default: kubeadm's apiserver-kubelet-client.crt when present).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Client key for the probe.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Do not wait for the restart or probe health (commit right after the write).
+    #[arg(long)]
+    pub no_gate: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AuditArgs {
+    /// Run this program after the gate; exit 0 passes (argv, no shell).
+    #[arg(long, value_name = "PATH")]
+    pub audit_script: Option<PathBuf>,
+    /// Kill the audit script after SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub audit_timeout: u64,
+    /// Skip the built-in audit of the running process's argv.
+    #[arg(long)]
+    pub no_audit: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The static pod manifest to change.
+    pub manifest: PathBuf,
+    /// The container to change (default: the only one, or the one named like the component).
+    #[arg(long)]
+    pub container: Option<String>,
+    #[command(flatten)]
+    pub changes: ChangeArgs,
+    /// Print the unified diff; journal nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    pub manifest: PathBuf,
+    #[arg(long)]
+    pub container: Option<String>,
+    #[command(flatten)]
+    pub changes: ChangeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// revert: restore the before side of an edit that never passed its gate (no network);
+    /// resume: write the after side and gate and audit again.
+    #[arg(long, value_enum, default_value_t = Policy::Revert)]
+    pub policy: Policy,
+    /// Also overwrite files that match neither side of their transaction.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub txid: u64,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Transactions, newest first.
+    Log {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only transactions in this state (prepared, committed, rolled-back, ...).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One transaction with every event and its time.
+    Show { txid: u64 },
+    /// Unified diff of a transaction's before and after.
+    Diff { txid: u64 },
+    /// Check redb's integrity, every blob's hash and every state machine.
+    Verify,
+    /// Delete all but the newest N terminal transactions, then unreferenced blobs.
+    Prune {
+        #[arg(long)]
+        keep: usize,
+    },
+}

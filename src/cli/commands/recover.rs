@@ -1,0 +1,55 @@
+//! `kharden recover`.
+
+use super::{audit_for, gate_for, Ctx};
+use crate::cli::args::RecoverArgs;
+use crate::cli::CliResult;
+use crate::durable::RealStorage;
+use crate::exit;
+use crate::journal::AuditSpec;
+use crate::txn::{self, Engine, SystemClock};
+
+pub fn recover(ctx: &Ctx<'_>, a: &RecoverArgs) -> CliResult {
+    let _lock = ctx.lock()?;
+    let journal = ctx.open_journal()?;
+    let gate = gate_for(&ctx.gate_spec(&a.gate, None));
+    let audit = audit_for(&AuditSpec { builtin: true, script: None, script_timeout_secs: 30 });
+    let engine = Engine {
+        journal: &journal,
+        storage: &RealStorage,
+        gate: gate.as_ref(),
+        audit: audit.as_ref(),
+        clock: &SystemClock,
+    };
+    let report = txn::recover(&engine, a.policy, a.force)?;
+    let mut text = String::new();
+    if report.transactions.is_empty() {
+        text.push_str("nothing to recover: no open transaction\n");
+    }
+    for t in &report.transactions {
+        text.push_str(&format!(
+            "transaction {} (found {}): {} -> {}\n",
+            t.txid,
+            t.found,
+            t.action,
+            t.state.as_deref().unwrap_or("left open")
+        ));
+        for p in &t.temps_removed {
+            text.push_str(&format!("  removed temp file of {p}\n"));
+        }
+        for p in &t.conflicts {
+            text.push_str(&format!("  CONFLICT: {p} matches neither side\n"));
+        }
+    }
+    let code = if report.has_conflicts() {
+        exit::CONFLICT
+    } else if report.needs_manual() {
+        exit::NEEDS_MANUAL
+    } else {
+        exit::SUCCESS
+    };
+    ctx.print(
+        &text,
+        serde_json::json!({"result": if code == 0 {"recovered"} else if code == exit::CONFLICT {"conflict"} else {"needs-manual"}, "exit_code": code, "transactions": report.transactions}),
+    );
+    Ok(code)
+}

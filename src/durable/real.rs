@@ -1,0 +1,382 @@
+//! [`Storage`] on the real file system, with every fsync the design asks for.
+
+use super::{DurableError, FileMeta, FileState, Storage, MAX_FILE_BYTES};
+use crate::failpoint;
+use nix::fcntl::{openat, renameat, AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fstatat, Mode, SFlag};
+use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealStorage;
+
+fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr), DurableError> {
+    let bad = || DurableError::BadPath {
+        path: path.to_path_buf(),
+    };
+    let name = path.file_name().ok_or_else(bad)?;
+    let dir = match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => return Err(bad()),
+    };
+    Ok((dir, name))
+}
+
+fn open_dir(dir: &Path, path: &Path) -> Result<OwnedFd, DurableError> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| DurableError::io(path, "open directory", e.into()))
+}
+
+fn fsync_dir(dirfd: &OwnedFd, path: &Path) -> Result<(), DurableError> {
+    nix::unistd::fsync(dirfd).map_err(|e| DurableError::io(path, "fsync directory", e.into()))
+}
+
+/// Kind of what stands at `name` in `dirfd`, without following a symlink.
+fn kind_at(dirfd: &OwnedFd, name: &std::ffi::OsStr, path: &Path) -> Result<Option<SFlag>, DurableError> {
+    match fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()))),
+        Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(e) => Err(DurableError::io(path, "stat", e.into())),
+    }
+}
+
+fn refuse_non_regular(kind: Option<SFlag>, path: &Path) -> Result<(), DurableError> {
+    match kind {
+        None => Ok(()),
+        Some(k) if k == SFlag::S_IFREG => Ok(()),
+        Some(k) if k == SFlag::S_IFLNK => Err(DurableError::Symlink {
+            path: path.to_path_buf(),
+        }),
+        Some(_) => Err(DurableError::NotRegular {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// Close a file descriptor and report the error `close(2)` gives (std's drop ignores it).
+fn close_checked(fd: OwnedFd, path: &Path) -> Result<(), DurableError> {
+    use std::os::fd::IntoRawFd;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` was just released from an OwnedFd, so it is open and owned by us alone.
+    let rc = unsafe { libc::close(raw) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(DurableError::io(path, "close", std::io::Error::last_os_error()))
+    }
+}
+
+/// Copy every extended attribute of `from` onto `to` (SELinux labels, IMA, user attributes).
+fn copy_xattrs(from: &File, to: &OwnedFd, path: &Path) -> Result<(), DurableError> {
+    let from_fd = from.as_raw_fd();
+    // SAFETY: flistxattr with a null buffer and size 0 only returns the size needed.
+    let size = unsafe { libc::flistxattr(from_fd, std::ptr::null_mut(), 0) };
+    if size < 0 {
+        let err = std::io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ENOTSUP) => Ok(()),
+            _ => Err(DurableError::io(path, "list xattrs", err)),
+        };
+    }
+    if size == 0 {
+        return Ok(());
+    }
+    let mut names = vec![0u8; size as usize];
+    // SAFETY: `names` has exactly `size` writable bytes.
+    let size = unsafe { libc::flistxattr(from_fd, names.as_mut_ptr().cast(), names.len()) };
+    if size < 0 {
+        return Err(DurableError::io(path, "list xattrs", std::io::Error::last_os_error()));
+    }
+    names.truncate(size as usize);
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let cname = std::ffi::CString::new(name)
+            .map_err(|e| DurableError::io(path, "xattr name", std::io::Error::other(e)))?;
+        // SAFETY: null buffer, size 0: asks for the value's size.
+        let vsize = unsafe { libc::fgetxattr(from_fd, cname.as_ptr(), std::ptr::null_mut(), 0) };
+        if vsize < 0 {
+            return Err(DurableError::io(path, "get xattr", std::io::Error::last_os_error()));
+        }
+        let mut value = vec![0u8; vsize as usize];
+        // SAFETY: `value` has `vsize` writable bytes.
+        let vsize = unsafe {
+            libc::fgetxattr(from_fd, cname.as_ptr(), value.as_mut_ptr().cast(), value.len())
+        };
+        if vsize < 0 {
+            return Err(DurableError::io(path, "get xattr", std::io::Error::last_os_error()));
+        }
+        // SAFETY: `value[..vsize]` is initialised; `cname` is NUL-terminated.
+        let rc = unsafe {
+            libc::fsetxattr(
+                to.as_raw_fd(),
+                cname.as_ptr(),
+                value.as_ptr().cast(),
+                vsize as usize,
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(DurableError::io(path, "set xattr", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+impl Storage for RealStorage {
+    fn read(&self, path: &Path) -> Result<Option<FileState>, DurableError> {
+        let (dir, name) = split(path)?;
+        let dirfd = match open_dir(dir, path) {
+            Ok(fd) => fd,
+            Err(DurableError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        let fd = match openat(
+            &dirfd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(nix::errno::Errno::ELOOP) => {
+                return Err(DurableError::Symlink {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(DurableError::io(path, "open", e.into())),
+        };
+        let mut file = File::from(fd);
+        let st = nix::sys::stat::fstat(file.as_fd())
+            .map_err(|e| DurableError::io(path, "stat", e.into()))?;
+        refuse_non_regular(
+            Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())),
+            path,
+        )?;
+        let len = st.st_size as u64;
+        if len > MAX_FILE_BYTES {
+            return Err(DurableError::TooLarge {
+                path: path.to_path_buf(),
+                len,
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        let mut contents = Vec::with_capacity(len as usize);
+        (&mut file)
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut contents)
+            .map_err(|e| DurableError::io(path, "read", e))?;
+        Ok(Some(FileState {
+            contents,
+            meta: FileMeta {
+                mode: st.st_mode & 0o7777,
+                uid: st.st_uid,
+                gid: st.st_gid,
+            },
+        }))
+    }
+
+    fn replace(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        meta: &FileMeta,
+        tag: &str,
+    ) -> Result<(), DurableError> {
+        let (dir, name) = split(path)?;
+        let temp = super::temp_path(path, tag).ok_or_else(|| DurableError::BadPath {
+            path: path.to_path_buf(),
+        })?;
+        let temp_name = temp.file_name().ok_or_else(|| DurableError::BadPath {
+            path: path.to_path_buf(),
+        })?;
+        let dirfd = open_dir(dir, path)?;
+        refuse_non_regular(kind_at(&dirfd, name, path)?, path)?;
+        // The original, opened without following links, to copy its xattrs.
+        let original = match openat(
+            &dirfd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Some(File::from(fd)),
+            Err(nix::errno::Errno::ENOENT) => None,
+            Err(e) => return Err(DurableError::io(path, "open", e.into())),
+        };
+
+        failpoint::hit("durable.replace.before_create");
+        let fd = openat(
+            &dirfd,
+            temp_name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| DurableError::io(&temp, "create temp file", e.into()))?;
+        // Owner, mode and xattrs before the first byte: the contents are never readable by
+        // anyone the original did not allow.
+        fchown(&fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
+            .map_err(|e| DurableError::io(&temp, "chown temp file", e.into()))?;
+        fchmod(&fd, Mode::from_bits_truncate(meta.mode))
+            .map_err(|e| DurableError::io(&temp, "chmod temp file", e.into()))?;
+        if let Some(orig) = &original {
+            copy_xattrs(orig, &fd, &temp)?;
+        }
+        failpoint::hit("durable.replace.created");
+        let mut file = File::from(fd);
+        file.write_all(contents)
+            .map_err(|e| DurableError::io(&temp, "write temp file", e))?;
+        failpoint::hit("durable.replace.written");
+        file.sync_all()
+            .map_err(|e| DurableError::io(&temp, "fsync temp file", e))?;
+        failpoint::hit("durable.replace.synced");
+        close_checked(OwnedFd::from(file), &temp)?;
+        renameat(&dirfd, temp_name, &dirfd, name)
+            .map_err(|e| DurableError::io(path, "rename temp file over target", e.into()))?;
+        failpoint::hit("durable.replace.renamed");
+        fsync_dir(&dirfd, path)?;
+        failpoint::hit("durable.replace.dir_synced");
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), DurableError> {
+        let (dir, name) = split(path)?;
+        let dirfd = match open_dir(dir, path) {
+            Ok(fd) => fd,
+            Err(DurableError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        refuse_non_regular(kind_at(&dirfd, name, path)?, path)?;
+        failpoint::hit("durable.remove.before");
+        match unlinkat(&dirfd, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(DurableError::io(path, "unlink", e.into())),
+        }
+        failpoint::hit("durable.remove.unlinked");
+        fsync_dir(&dirfd, path)?;
+        failpoint::hit("durable.remove.dir_synced");
+        Ok(())
+    }
+
+    fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
+        let (dir, _) = split(path)?;
+        let temp = super::temp_path(path, tag).ok_or_else(|| DurableError::BadPath {
+            path: path.to_path_buf(),
+        })?;
+        let Some(temp_name) = temp.file_name() else {
+            return Ok(false);
+        };
+        let dirfd = match open_dir(dir, path) {
+            Ok(fd) => fd,
+            Err(DurableError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
+        };
+        match unlinkat(&dirfd, temp_name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => {
+                fsync_dir(&dirfd, &temp)?;
+                Ok(true)
+            }
+            Err(nix::errno::Errno::ENOENT) => Ok(false),
+            Err(e) => Err(DurableError::io(&temp, "remove temp file", e.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn replace_keeps_mode_owner_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kube-apiserver.yaml");
+        std::fs::write(&p, b"old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let is_root = nix::unistd::geteuid().is_root();
+        if is_root {
+            std::os::unix::fs::chown(&p, Some(1234), Some(2345)).unwrap();
+        }
+        let st = RealStorage;
+        let before = st.read(&p).unwrap().unwrap();
+        st.replace(&p, b"new", &before.meta, "7").unwrap();
+        let md = std::fs::metadata(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(md.mode() & 0o7777, 0o640);
+        if is_root {
+            assert_eq!((md.uid(), md.gid()), (1234, 2345));
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn refuses_symlinks_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.yaml");
+        std::fs::write(&real, b"x").unwrap();
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let st = RealStorage;
+        assert!(matches!(st.read(&link), Err(DurableError::Symlink { .. })));
+        assert!(matches!(
+            st.replace(&link, b"y", &FileMeta::NEW_FILE, "1"),
+            Err(DurableError::Symlink { .. })
+        ));
+        assert_eq!(std::fs::read(&real).unwrap(), b"x");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(matches!(st.read(&sub), Err(DurableError::NotRegular { .. })));
+    }
+
+    #[test]
+    fn create_remove_and_temp_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new.yaml");
+        let st = RealStorage;
+        assert!(st.read(&p).unwrap().is_none());
+        st.replace(&p, b"a", &FileMeta { mode: 0o600, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() }, "3").unwrap();
+        assert_eq!(st.read(&p).unwrap().unwrap().contents, b"a");
+        std::fs::write(super::super::temp_path(&p, "3").unwrap(), b"partial").unwrap();
+        assert!(st.remove_temp(&p, "3").unwrap());
+        assert!(!st.remove_temp(&p, "3").unwrap());
+        st.remove(&p).unwrap();
+        assert!(st.read(&p).unwrap().is_none());
+        st.remove(&p).unwrap();
+    }
+
+    #[test]
+    fn xattrs_are_copied_where_supported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.yaml");
+        std::fs::write(&p, b"old").unwrap();
+        let cpath = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        let name = c"user.kharden-test";
+        // SAFETY: valid C strings and buffer.
+        let rc = unsafe { libc::setxattr(cpath.as_ptr(), name.as_ptr(), b"v1".as_ptr().cast(), 2, 0) };
+        if rc != 0 {
+            eprintln!("skipping: user xattrs unsupported here");
+            return;
+        }
+        let st = RealStorage;
+        let meta = st.read(&p).unwrap().unwrap().meta;
+        st.replace(&p, b"new", &meta, "1").unwrap();
+        let mut buf = [0u8; 8];
+        // SAFETY: valid C strings and buffer.
+        let n = unsafe { libc::getxattr(cpath.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        assert_eq!(n, 2);
+        assert_eq!(&buf[..2], b"v1");
+    }
+}

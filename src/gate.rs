@@ -1,0 +1,71 @@
+//! The health gate seam: after a write, wait until the component kubelet restarted from the
+//! new manifest is proven running and healthy, or say why not.
+//!
+//! The transaction engine only sees the [`Gate`] trait, so tests can script every verdict and
+//! the power-loss explorer can run without processes. The real gate
+//! ([`crate::probe_gate::ProbeGate`]) proves the restart from `/proc` and probes like kubelet.
+
+use crate::journal::{GateSpec, ProbeClass, TxId};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// Why the gate runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// After writing the after-contents.
+    Forward,
+    /// After restoring the before-contents: proves the old component is back.
+    Rollback,
+}
+
+/// What the gate is asked to wait for.
+#[derive(Debug, Clone)]
+pub struct GateRequest<'a> {
+    pub txid: TxId,
+    pub spec: &'a GateSpec,
+    /// The gated manifests with the contents now on disk.
+    pub manifests: Vec<(PathBuf, &'a [u8])>,
+    /// When the write happened: a process started before it is the old one.
+    pub written_at: SystemTime,
+    pub deadline: SystemTime,
+    pub purpose: Purpose,
+}
+
+/// One observation of the gate, journaled as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub time: SystemTime,
+    pub class: ProbeClass,
+    pub pid: Option<i32>,
+    /// Whether `pid` is a process proven started after the write with the new argv.
+    pub restarted: bool,
+    pub detail: String,
+}
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateVerdict {
+    /// Healthy and stable. `argv` is the running process's argv, for the audit.
+    Passed {
+        pid: Option<i32>,
+        argv: Option<Vec<String>>,
+    },
+    Failed { reason: String },
+}
+
+pub trait Gate {
+    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict;
+}
+
+/// `--no-gate`: passes at once, with no running argv.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoGate;
+
+impl Gate for NoGate {
+    fn wait(&self, _req: &GateRequest<'_>, _observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+        GateVerdict::Passed {
+            pid: None,
+            argv: None,
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! What the journal stores, and how it is encoded.
+//!
+//! Every record is postcard-encoded behind a leading format-version byte. postcard's wire format
+//! is specified and stable across releases; bincode 3.0 is a deliberate compile error and the
+//! crate is unmaintained. A record with an unknown version byte is refused, never guessed at.
+
+use crate::durable::FileMeta;
+use kharden_manifest::Change;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Transaction id: a counter, never reused.
+pub type TxId = u64;
+
+/// Format version of every postcard record (first byte).
+pub const RECORD_VERSION: u8 = 1;
+
+/// The states of DESIGN.md's transaction, plus `Aborted` (recovery found the files untouched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum State {
+    Prepared,
+    Applied,
+    Gating,
+    Auditing,
+    /// The audit passed; `Committed` is the next record.
+    Audited,
+    Committed,
+    RollingBack,
+    RolledBack,
+    NeedsManual,
+    /// Recovery found every file at its before-contents: nothing to undo.
+    Aborted,
+}
+
+impl State {
+    pub const ALL: [State; 10] = [
+        State::Prepared,
+        State::Applied,
+        State::Gating,
+        State::Auditing,
+        State::Audited,
+        State::Committed,
+        State::RollingBack,
+        State::RolledBack,
+        State::NeedsManual,
+        State::Aborted,
+    ];
+
+    /// Terminal states leave the open-transaction index.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            State::Committed | State::RolledBack | State::NeedsManual | State::Aborted
+        )
+    }
+
+    /// The states this one may move to (DESIGN.md's diagram).
+    pub fn may_go_to(self, next: State) -> bool {
+        use State::*;
+        match (self, next) {
+            (Prepared, Applied | RollingBack | Aborted | Committed) => true,
+            (Applied, Gating | Auditing | Committed | RollingBack | Aborted) => true,
+            (Gating, Auditing | Committed | RollingBack | Aborted) => true,
+            (Auditing, Audited | RollingBack | Aborted) => true,
+            (Audited, Committed | RollingBack) => true,
+            (RollingBack, RolledBack | NeedsManual) => true,
+            _ => false,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Prepared => "prepared",
+            State::Applied => "applied",
+            State::Gating => "gating",
+            State::Auditing => "auditing",
+            State::Audited => "audited",
+            State::Committed => "committed",
+            State::RollingBack => "rolling-back",
+            State::RolledBack => "rolled-back",
+            State::NeedsManual => "needs-manual",
+            State::Aborted => "aborted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.name() == s)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One side (before or after) of a managed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// blake3 of the contents; the contents are in the blob table.
+    pub hash: [u8; 32],
+    pub len: u64,
+    pub meta: FileMeta,
+}
+
+/// A managed file of a transaction. `None` on a side means "absent" (create or delete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub path: String,
+    pub before: Option<Image>,
+    pub after: Option<Image>,
+    /// The flag changes made to this file (empty for whole-file writes).
+    pub changes: Vec<Change>,
+    /// Whether this file is a static pod manifest whose component the gate watches.
+    pub gated: bool,
+}
+
+/// How the health gate is to run (stored so that recovery can run it again).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GateSpec {
+    pub enabled: bool,
+    pub timeout_secs: u64,
+    pub stable_for_secs: u64,
+    pub health_url: Option<String>,
+    pub cacert: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    /// The container the change targets (`--container`).
+    pub container: Option<String>,
+    /// Host root the paths were resolved under.
+    pub root: Option<String>,
+}
+
+/// How the audit is to run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AuditSpec {
+    pub builtin: bool,
+    pub script: Option<String>,
+    pub script_timeout_secs: u64,
+}
+
+/// What started a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnKind {
+    Apply,
+    /// `kharden rollback TXID`.
+    Rollback { of: TxId },
+    /// `kharden harden`, with the control ids it fixes.
+    Harden { controls: Vec<String> },
+}
+
+/// Why a transaction was rolled back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RollbackCause {
+    GateFailed,
+    AuditFailed,
+    WriteFailed,
+    Recovery,
+}
+
+/// The transaction's head record (events are kept apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRecord {
+    pub id: TxId,
+    pub kind: TxnKind,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    /// One line for `journal log`.
+    pub summary: String,
+    pub files: Vec<FileRecord>,
+    pub gate: GateSpec,
+    pub audit: AuditSpec,
+    /// Wall-clock deadline of the gate (ms since the epoch), so a crash during the gate still
+    /// ends in rollback.
+    pub deadline_ms: u64,
+    pub state: State,
+    pub rollback_cause: Option<RollbackCause>,
+    /// The last reason given for a state change (gate failure, conflict...).
+    pub reason: Option<String>,
+}
+
+/// Outcome class of one health probe (kept apart, as DESIGN.md asks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeClass {
+    /// No process with the expected argv yet (or the old one only).
+    NoProcess,
+    /// Connection refused.
+    Down,
+    /// 401/403: up, not authorised.
+    Unauthorized,
+    /// 5xx.
+    ServerError,
+    Timeout,
+    TlsError,
+    OtherStatus,
+    Healthy,
+}
+
+/// Something that happened to a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    State { state: State, note: Option<String> },
+    FileWritten { path: String, side: Side },
+    FileRemoved { path: String, side: Side },
+    Probe {
+        class: ProbeClass,
+        pid: Option<i32>,
+        restarted: bool,
+        detail: String,
+    },
+    Audit {
+        passed: bool,
+        detail: String,
+        output: Option<String>,
+    },
+    Recovery { action: String },
+    Conflict { path: String, found: Option<[u8; 32]> },
+    TempRemoved { path: String },
+    Note(String),
+}
+
+/// Which side of a transaction a file was set to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    Before,
+    After,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub time_ms: u64,
+    pub kind: EventKind,
+}
+
+/// Errors decoding a record.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty record")]
+    Empty,
+    #[error("record format version {0} is not supported (this kharden reads version {RECORD_VERSION})")]
+    Version(u8),
+    #[error("record does not decode: {0}")]
+    Postcard(#[from] postcard::Error),
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![RECORD_VERSION];
+    out.extend(postcard::to_allocvec(value)?);
+    Ok(out)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&RECORD_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&v, _)) => Err(CodecError::Version(v)),
+    }
+}
+
+pub fn hex(hash: &[u8; 32]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_version_byte() {
+        let ev = Event {
+            time_ms: 5,
+            kind: EventKind::State {
+                state: State::Prepared,
+                note: None,
+            },
+        };
+        let bytes = encode(&ev).unwrap();
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(decode::<Event>(&bytes).unwrap(), ev);
+        let mut bad = bytes.clone();
+        bad[0] = 99;
+        assert!(matches!(decode::<Event>(&bad), Err(CodecError::Version(99))));
+        assert!(matches!(decode::<Event>(&[]), Err(CodecError::Empty)));
+    }
+
+    #[test]
+    fn state_names_roundtrip_and_terminals() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.name()), Some(s));
+            if s.is_terminal() {
+                assert!(State::ALL.iter().all(|n| !s.may_go_to(*n)));
+            }
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! Unit tests of every state transition and every row of the recovery table, on an in-memory
+//! storage with a scripted gate and audit.
+
+use super::*;
+use crate::audit::{AuditVerdict, NoAudit};
+use crate::durable::FileState;
+use crate::gate::NoGate;
+use crate::journal::{AuditSpec, GateSpec, Journal};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+struct MemStorage {
+    files: RefCell<BTreeMap<PathBuf, FileState>>,
+    temps: RefCell<BTreeMap<PathBuf, Vec<u8>>>,
+    /// Fail the N-th replace/remove (1-based) with EIO.
+    fail_at: Cell<Option<usize>>,
+    ops: Cell<usize>,
+}
+
+impl MemStorage {
+    fn put(&self, p: &str, c: &[u8]) {
+        self.files.borrow_mut().insert(
+            PathBuf::from(p),
+            FileState { contents: c.to_vec(), meta: FileMeta { mode: 0o640, uid: 0, gid: 0 } },
+        );
+    }
+    fn get(&self, p: &str) -> Option<Vec<u8>> {
+        self.files.borrow().get(Path::new(p)).map(|f| f.contents.clone())
+    }
+    fn tick(&self, p: &Path) -> Result<(), DurableError> {
+        let n = self.ops.get() + 1;
+        self.ops.set(n);
+        if self.fail_at.get() == Some(n) {
+            return Err(DurableError::io(p, "write temp file", std::io::Error::from_raw_os_error(libc::EIO)));
+        }
+        Ok(())
+    }
+}
+
+impl Storage for MemStorage {
+    fn read(&self, path: &Path) -> Result<Option<FileState>, DurableError> {
+        Ok(self.files.borrow().get(path).cloned())
+    }
+    fn replace(&self, path: &Path, contents: &[u8], meta: &FileMeta, tag: &str) -> Result<(), DurableError> {
+        self.tick(path)?;
+        let _ = tag;
+        self.files.borrow_mut().insert(path.to_path_buf(), FileState { contents: contents.to_vec(), meta: *meta });
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> Result<(), DurableError> {
+        self.tick(path)?;
+        self.files.borrow_mut().remove(path);
+        Ok(())
+    }
+    fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
+        let t = crate::durable::temp_path(path, tag).unwrap();
+        Ok(self.temps.borrow_mut().remove(&t).is_some())
+    }
+}
+
+/// A gate that answers from a script: one verdict per call, in order.
+struct ScriptedGate(RefCell<Vec<GateVerdict>>, RefCell<Vec<Purpose>>);
+
+impl ScriptedGate {
+    fn new(v: Vec<GateVerdict>) -> Self {
+        ScriptedGate(RefCell::new(v), RefCell::new(Vec::new()))
+    }
+}
+
+impl Gate for ScriptedGate {
+    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+        self.1.borrow_mut().push(req.purpose);
+        observe(Observation {
+            time: SystemTime::now(),
+            class: crate::journal::ProbeClass::Healthy,
+            pid: Some(42),
+            restarted: true,
+            detail: "scripted".into(),
+        });
+        let mut v = self.0.borrow_mut();
+        if v.is_empty() {
+            GateVerdict::Failed { reason: "script exhausted".into() }
+        } else {
+            v.remove(0)
+        }
+    }
+}
+
+struct FixedAudit(bool);
+impl Audit for FixedAudit {
+    fn check(&self, _req: &AuditRequest<'_>) -> AuditVerdict {
+        AuditVerdict { passed: self.0, detail: if self.0 { "ok".into() } else { "flag not in effect".into() }, output: Some("script said so".into()) }
+    }
+}
+
+fn passed() -> GateVerdict {
+    GateVerdict::Passed { pid: Some(42), argv: Some(vec!["kube-apiserver".into()]) }
+}
+
+fn failed(why: &str) -> GateVerdict {
+    GateVerdict::Failed { reason: why.into() }
+}
+
+fn journal() -> (tempfile::TempDir, Journal) {
+    let d = tempfile::tempdir().unwrap();
+    let j = Journal::open(&d.path().join("state")).unwrap();
+    (d, j)
+}
+
+const M: &str = "/m/kube-apiserver.yaml";
+const P: &str = "/m/audit-policy.yaml";
+
+fn plan(ops: Vec<(&str, Option<&[u8]>)>, gate: bool, audit: bool) -> Plan {
+    Plan {
+        kind: TxnKind::Apply,
+        summary: "test".into(),
+        ops: ops
+            .into_iter()
+            .map(|(p, a)| FileOp {
+                path: PathBuf::from(p),
+                after: a.map(<[u8]>::to_vec),
+                expect_before: None,
+                changes: vec![],
+                gated: p == M,
+            })
+            .collect(),
+        gate: GateSpec { enabled: gate, timeout_secs: 60, stable_for_secs: 1, ..Default::default() },
+        audit: AuditSpec { builtin: audit, script: None, script_timeout_secs: 5 },
+    }
+}
+
+fn states(j: &Journal, id: TxId) -> Vec<State> {
+    j.events(id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::State { state, .. } => Some(state),
+            _ => None,
+        })
+        .collect()
+}
+
+fn engine<'a>(j: &'a Journal, s: &'a MemStorage, g: &'a dyn Gate, a: &'a dyn Audit) -> Engine<'a> {
+    Engine { journal: j, storage: s, gate: g, audit: a, clock: &SystemClock }
+}
+
+#[test]
+fn nothing_to_change_is_not_journaled() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"same");
+    let out = engine(&j, &s, &NoGate, &NoAudit).run(plan(vec![(M, Some(b"same"))], false, false)).unwrap();
+    assert_eq!(out, Outcome::Unchanged);
+    assert!(j.is_empty().unwrap());
+}
+
+#[test]
+fn prepared_applied_committed_without_gate() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let out = engine(&j, &s, &NoGate, &NoAudit).run(plan(vec![(M, Some(b"new"))], false, false)).unwrap();
+    let Outcome::Committed { txid } = out else { panic!("{out:?}") };
+    assert_eq!(states(&j, txid), vec![State::Prepared, State::Applied, State::Committed]);
+    assert_eq!(s.get(M).unwrap(), b"new");
+    assert!(j.open_ids().unwrap().is_empty());
+    assert!(j.verify_for_tests().is_empty());
+}
+
+#[test]
+fn full_path_through_gating_auditing_audited() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let g = ScriptedGate::new(vec![passed()]);
+    let out = engine(&j, &s, &g, &FixedAudit(true)).run(plan(vec![(M, Some(b"new"))], true, true)).unwrap();
+    let Outcome::Committed { txid } = out else { panic!("{out:?}") };
+    assert_eq!(
+        states(&j, txid),
+        vec![State::Prepared, State::Applied, State::Gating, State::Auditing, State::Audited, State::Committed]
+    );
+    let evs = j.events(txid).unwrap();
+    assert!(evs.iter().any(|e| matches!(e.kind, EventKind::Probe { pid: Some(42), .. })));
+    assert!(evs.iter().any(|e| matches!(&e.kind, EventKind::Audit { passed: true, output: Some(o), .. } if o.contains("script said"))));
+}
+
+#[test]
+fn gate_failure_rolls_back_and_regates_the_old_component() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let g = ScriptedGate::new(vec![failed("crash loop"), passed()]);
+    let out = engine(&j, &s, &g, &NoAudit).run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
+    let Outcome::RolledBack { txid, cause, reason } = out else { panic!("{out:?}") };
+    assert_eq!(cause, RollbackCause::GateFailed);
+    assert!(reason.contains("crash loop"));
+    assert_eq!(s.get(M).unwrap(), b"old");
+    assert_eq!(*g.1.borrow(), vec![Purpose::Forward, Purpose::Rollback]);
+    assert_eq!(
+        states(&j, txid),
+        vec![State::Prepared, State::Applied, State::Gating, State::RollingBack, State::RolledBack]
+    );
+    let rec = j.get(txid).unwrap();
+    assert_eq!(rec.rollback_cause, Some(RollbackCause::GateFailed));
+}
+
+#[test]
+fn audit_failure_rolls_back() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let g = ScriptedGate::new(vec![passed(), passed()]);
+    let out = engine(&j, &s, &g, &FixedAudit(false)).run(plan(vec![(M, Some(b"new"))], true, true)).unwrap();
+    let Outcome::RolledBack { txid, cause, .. } = out else { panic!("{out:?}") };
+    assert_eq!(cause, RollbackCause::AuditFailed);
+    assert_eq!(s.get(M).unwrap(), b"old");
+    assert_eq!(
+        states(&j, txid),
+        vec![State::Prepared, State::Applied, State::Gating, State::Auditing, State::RollingBack, State::RolledBack]
+    );
+}
+
+#[test]
+fn rollback_whose_old_component_stays_down_needs_manual() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let g = ScriptedGate::new(vec![failed("down"), failed("still down")]);
+    let out = engine(&j, &s, &g, &NoAudit).run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
+    let Outcome::NeedsManual { txid, reason } = out else { panic!("{out:?}") };
+    assert!(reason.contains("still down") && reason.contains(M), "{reason}");
+    assert_eq!(*states(&j, txid).last().unwrap(), State::NeedsManual);
+    assert!(j.open_ids().unwrap().is_empty());
+}
+
+#[test]
+fn write_failure_on_second_file_restores_the_first() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    s.fail_at.set(Some(2)); // M written (1), P fails (2)
+    let out = engine(&j, &s, &NoGate, &NoAudit)
+        .run(plan(vec![(M, Some(b"new")), (P, Some(b"policy"))], false, false))
+        .unwrap();
+    let Outcome::RolledBack { cause, .. } = out else { panic!("{out:?}") };
+    assert_eq!(cause, RollbackCause::WriteFailed);
+    assert_eq!(s.get(M).unwrap(), b"old");
+    assert!(s.get(P).is_none());
+}
+
+#[test]
+fn failing_restore_needs_manual_and_names_the_files() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    s.fail_at.set(Some(2)); // forward write ok, restore fails
+    let g = ScriptedGate::new(vec![failed("down")]);
+    let out = engine(&j, &s, &g, &NoAudit).run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
+    let Outcome::NeedsManual { reason, .. } = out else { panic!("{out:?}") };
+    assert!(reason.contains(M));
+}
+
+#[test]
+fn a_file_changed_since_it_was_read_is_refused_before_anything() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let mut p = plan(vec![(M, Some(b"new"))], false, false);
+    p.ops[0].expect_before = Some(Some(crate::durable::hash(b"other")));
+    assert!(matches!(engine(&j, &s, &NoGate, &NoAudit).run(p), Err(TxnError::Changed { .. })));
+    assert_eq!(s.get(M).unwrap(), b"old");
+    assert!(j.is_empty().unwrap());
+}
+
+#[test]
+fn rollback_command_restores_and_refuses_diverged_files() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let e = engine(&j, &s, &NoGate, &NoAudit);
+    let Outcome::Committed { txid } = e.run(plan(vec![(M, Some(b"new")), (P, Some(b"pol"))], false, false)).unwrap() else { panic!() };
+    let rb = e.rollback_plan(txid, GateSpec::default(), AuditSpec::default()).unwrap();
+    let Outcome::Committed { txid: t2 } = e.run(rb).unwrap() else { panic!() };
+    assert_eq!(s.get(M).unwrap(), b"old");
+    assert!(s.get(P).is_none(), "a file the transaction created is removed again");
+    assert_eq!(j.get(t2).unwrap().kind, TxnKind::Rollback { of: txid });
+    // Rolling back the same transaction again: the files no longer hold its after side.
+    assert!(matches!(e.rollback_plan(txid, GateSpec::default(), AuditSpec::default()), Err(TxnError::Diverged { .. })));
+    // A rolled-back transaction is not committed.
+    let g = ScriptedGate::new(vec![failed("x"), passed()]);
+    let e2 = engine(&j, &s, &g, &NoAudit);
+    let Outcome::RolledBack { txid: t3, .. } = e2.run(plan(vec![(M, Some(b"zzz"))], true, false)).unwrap() else { panic!() };
+    assert!(matches!(e2.rollback_plan(t3, GateSpec::default(), AuditSpec::default()), Err(TxnError::NotCommitted { .. })));
+}
+
+// ---- recovery table: build each open state by hand, with files on each side ----
+
+/// Prepare a transaction and drive it to `state` without running the engine's forward path.
+fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[u8])]) -> TxId {
+    let mut recs = Vec::new();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    for (p, b, a) in files {
+        let meta = FileMeta { mode: 0o640, uid: 0, gid: 0 };
+        recs.push(crate::journal::FileRecord {
+            path: p.to_string(),
+            before: Some(super::image(b, meta)),
+            after: Some(super::image(a, meta)),
+            changes: vec![],
+            gated: *p == M,
+        });
+        blobs.push(b.to_vec());
+        blobs.push(a.to_vec());
+        s.put(p, b);
+    }
+    let rec = TxnRecord {
+        id: 0,
+        kind: TxnKind::Apply,
+        created_ms: 0,
+        updated_ms: 0,
+        summary: "hand-made".into(),
+        files: recs,
+        gate: GateSpec { enabled: true, timeout_secs: 60, stable_for_secs: 1, ..Default::default() },
+        audit: AuditSpec::default(),
+        deadline_ms: 0,
+        state: State::Prepared,
+        rollback_cause: None,
+        reason: None,
+    };
+    let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+    let id = j.prepare(rec, &refs, 1).unwrap();
+    let path: &[State] = match state {
+        State::Prepared => &[],
+        State::Applied => &[State::Applied],
+        State::Gating => &[State::Applied, State::Gating],
+        State::Auditing => &[State::Applied, State::Gating, State::Auditing],
+        State::Audited => &[State::Applied, State::Gating, State::Auditing, State::Audited],
+        State::RollingBack => &[State::Applied, State::Gating, State::RollingBack],
+        _ => unreachable!(),
+    };
+    for st in path {
+        j.set_state(id, *st, None, Some(RollbackCause::GateFailed).filter(|_| *st == State::RollingBack), Durable::Yes, 2).unwrap();
+    }
+    id
+}
+
+fn recover_now(j: &Journal, s: &MemStorage, policy: Policy, force: bool) -> RecoverReport {
+    let g = ScriptedGate::new(vec![passed(), passed()]);
+    let r = recover(&engine(j, s, &g, &NoAudit), policy, force).unwrap();
+    // Idempotent: a second run finds nothing open (or the same conflicts) and changes nothing.
+    let snapshot = s.files.borrow().clone();
+    let again = recover(&engine(j, s, &NoGate, &NoAudit), policy, force).unwrap();
+    assert_eq!(*s.files.borrow(), snapshot, "recover twice changed files");
+    if !force {
+        assert_eq!(again.has_conflicts(), r.has_conflicts());
+    }
+    r
+}
+
+const EARLY: [State; 4] = [State::Prepared, State::Applied, State::Gating, State::Auditing];
+
+#[test]
+fn row1_early_state_all_before_is_aborted() {
+    for st in EARLY {
+        let (_d, j) = journal();
+        let s = MemStorage::default();
+        let id = open_txn(&j, &s, st, &[(M, b"old", b"new"), (P, b"p0", b"p1")]);
+        let r = recover_now(&j, &s, Policy::Revert, false);
+        assert_eq!(r.transactions[0].state.as_deref(), Some("aborted"), "{st}");
+        assert_eq!(j.get(id).unwrap().state, State::Aborted);
+        assert_eq!(s.get(M).unwrap(), b"old");
+        assert!(j.open_ids().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn row2_early_state_some_or_all_after_restores_before() {
+    for st in EARLY {
+        for which in [&[M][..], &[P], &[M, P]] {
+            let (_d, j) = journal();
+            let s = MemStorage::default();
+            let id = open_txn(&j, &s, st, &[(M, b"old", b"new"), (P, b"p0", b"p1")]);
+            for p in which {
+                s.put(p, if *p == M { b"new" } else { b"p1" });
+            }
+            let r = recover_now(&j, &s, Policy::Revert, false);
+            assert_eq!(r.transactions[0].state.as_deref(), Some("rolled-back"), "{st} {which:?}");
+            assert_eq!(s.get(M).unwrap(), b"old");
+            assert_eq!(s.get(P).unwrap(), b"p0");
+            assert_eq!(j.get(id).unwrap().rollback_cause, Some(RollbackCause::Recovery));
+        }
+    }
+}
+
+#[test]
+fn row2_with_resume_policy_rolls_forward_through_the_gate() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    let id = open_txn(&j, &s, State::Gating, &[(M, b"old", b"new"), (P, b"p0", b"p1")]);
+    s.put(M, b"new");
+    let r = recover_now(&j, &s, Policy::Resume, false);
+    assert_eq!(r.transactions[0].state.as_deref(), Some("committed"));
+    assert_eq!(s.get(M).unwrap(), b"new");
+    assert_eq!(s.get(P).unwrap(), b"p1");
+    assert_eq!(j.get(id).unwrap().state, State::Committed);
+}
+
+#[test]
+fn row3_audited_all_after_is_committed() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    let id = open_txn(&j, &s, State::Audited, &[(M, b"old", b"new")]);
+    s.put(M, b"new");
+    let r = recover_now(&j, &s, Policy::Revert, false);
+    assert_eq!(r.transactions[0].state.as_deref(), Some("committed"));
+    assert_eq!(j.get(id).unwrap().state, State::Committed);
+    assert_eq!(s.get(M).unwrap(), b"new");
+}
+
+#[test]
+fn row4_rolling_back_is_finished_from_either_side() {
+    for side in [b"old".as_slice(), b"new"] {
+        let (_d, j) = journal();
+        let s = MemStorage::default();
+        let id = open_txn(&j, &s, State::RollingBack, &[(M, b"old", b"new")]);
+        s.put(M, side);
+        let r = recover_now(&j, &s, Policy::Revert, false);
+        assert_eq!(r.transactions[0].state.as_deref(), Some("rolled-back"));
+        assert_eq!(s.get(M).unwrap(), b"old");
+        assert_eq!(j.get(id).unwrap().rollback_cause, Some(RollbackCause::GateFailed));
+    }
+}
+
+#[test]
+fn row5_a_file_matching_neither_hash_is_a_conflict_and_untouched() {
+    for st in [State::Prepared, State::Gating, State::Audited, State::RollingBack] {
+        let (_d, j) = journal();
+        let s = MemStorage::default();
+        let id = open_txn(&j, &s, st, &[(M, b"old", b"new"), (P, b"p0", b"p1")]);
+        s.put(M, b"edited by hand");
+        s.put(P, b"p1");
+        let r = recover_now(&j, &s, Policy::Revert, false);
+        assert!(r.has_conflicts());
+        assert_eq!(s.get(M).unwrap(), b"edited by hand");
+        assert_eq!(s.get(P).unwrap(), b"p1", "nothing of a conflicting transaction is changed");
+        assert_eq!(j.get(id).unwrap().state, st, "left open");
+        assert!(j.events(id).unwrap().iter().any(|e| matches!(e.kind, EventKind::Conflict { .. })));
+        // --force restores the before side.
+        let r = recover_now(&j, &s, Policy::Revert, true);
+        assert!(!r.transactions.is_empty());
+        assert_eq!(s.get(M).unwrap(), b"old");
+        assert_eq!(s.get(P).unwrap(), b"p0");
+        assert!(j.open_ids().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn recovery_removes_temp_files() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    let id = open_txn(&j, &s, State::Prepared, &[(M, b"old", b"new")]);
+    let t = crate::durable::temp_path(Path::new(M), &id.to_string()).unwrap();
+    s.temps.borrow_mut().insert(t, b"partial".to_vec());
+    let r = recover_now(&j, &s, Policy::Revert, false);
+    assert_eq!(r.transactions[0].temps_removed, vec![M.to_string()]);
+    assert!(s.temps.borrow().is_empty());
+}
+
+#[test]
+fn illegal_transitions_are_refused_by_the_journal() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    let id = open_txn(&j, &s, State::Prepared, &[(M, b"old", b"new")]);
+    assert!(matches!(
+        j.set_state(id, State::RolledBack, None, None, Durable::Yes, 3),
+        Err(JournalError::BadTransition { .. })
+    ));
+    j.set_state(id, State::Committed, None, None, Durable::Yes, 3).unwrap();
+    for st in State::ALL {
+        assert!(j.set_state(id, st, None, None, Durable::Yes, 4).is_err(), "committed -> {st}");
+    }
+}
