@@ -91,7 +91,10 @@ pub fn unmet_changes(changes: &[Change], flags: &[String]) -> Vec<String> {
     let mut unmet = Vec::new();
     for c in changes {
         let ok = match c {
-            Change::Set { name, value: Some(v) } => last_value(flags, name) == Some(Some(v.clone())),
+            Change::Set {
+                name,
+                value: Some(v),
+            } => last_value(flags, name) == Some(Some(v.clone())),
             Change::Set { name, value: None } => match last_value(flags, name) {
                 Some(None) => true,
                 Some(Some(v)) => v != "false",
@@ -122,8 +125,7 @@ pub fn unmet_changes(changes: &[Change], flags: &[String]) -> Vec<String> {
                 Some(Some(v)) => v
                     .split(',')
                     .filter_map(|kv| kv.split_once('='))
-                    .filter(|(k, _)| k.trim() == key)
-                    .last()
+                    .rfind(|(k, _)| k.trim() == key)
                     .is_some_and(|(_, val)| val.trim() == value),
                 _ => false,
             },
@@ -155,7 +157,10 @@ fn builtin(req: &AuditRequest<'_>) -> AuditVerdict {
             }
         }
     };
-    let flags: Vec<String> = argv.get(start.min(argv.len())..).unwrap_or_default().to_vec();
+    let flags: Vec<String> = argv
+        .get(start.min(argv.len())..)
+        .unwrap_or_default()
+        .to_vec();
     let unmet = unmet_changes(&changes, &flags);
     let seen = parse_flags(&flags).len();
     if unmet.is_empty() {
@@ -170,7 +175,10 @@ fn builtin(req: &AuditRequest<'_>) -> AuditVerdict {
     } else {
         AuditVerdict {
             passed: false,
-            detail: format!("built-in audit on the {source}: not in effect: {}", unmet.join(", ")),
+            detail: format!(
+                "built-in audit on the {source}: not in effect: {}",
+                unmet.join(", ")
+            ),
             output: None,
         }
     }
@@ -212,7 +220,9 @@ pub fn run_script(script: &Path, req: &AuditRequest<'_>, timeout: Duration) -> A
             serde_json::to_string(argv).unwrap_or_default(),
         );
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -232,7 +242,10 @@ pub fn run_script(script: &Path, req: &AuditRequest<'_>, timeout: Duration) -> A
             Ok(None) if start.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                break Err(format!("timed out after {}s and was killed", timeout.as_secs()));
+                break Err(format!(
+                    "timed out after {}s and was killed",
+                    timeout.as_secs()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => break Err(format!("wait: {e}")),
@@ -243,7 +256,10 @@ pub fn run_script(script: &Path, req: &AuditRequest<'_>, timeout: Duration) -> A
         if let Some(h) = h {
             if let Ok((bytes, truncated)) = h.join() {
                 if !bytes.is_empty() {
-                    output.push_str(&format!("--- {name}{}\n", if truncated { " (truncated)" } else { "" }));
+                    output.push_str(&format!(
+                        "--- {name}{}\n",
+                        if truncated { " (truncated)" } else { "" }
+                    ));
                     output.push_str(&String::from_utf8_lossy(&bytes));
                     if !output.ends_with('\n') {
                         output.push('\n');
@@ -286,21 +302,47 @@ mod tests {
             name: "profiling".into(),
             value: Some("false".into()),
         };
-        assert!(unmet_changes(&[set.clone()], &v(&["--profiling=true", "--profiling=false"])).is_empty());
-        assert_eq!(unmet_changes(&[set], &v(&["--profiling=false", "--profiling=true"])).len(), 1);
+        assert!(unmet_changes(
+            std::slice::from_ref(&set),
+            &v(&["--profiling=true", "--profiling=false"])
+        )
+        .is_empty());
+        assert_eq!(
+            unmet_changes(&[set], &v(&["--profiling=false", "--profiling=true"])).len(),
+            1
+        );
     }
 
     #[test]
     fn list_and_key_changes() {
-        let flags = v(&["--enable-admission-plugins=NodeRestriction,EventRateLimit", "--feature-gates=A=true,B=false"]);
+        let flags = v(&[
+            "--enable-admission-plugins=NodeRestriction,EventRateLimit",
+            "--feature-gates=A=true,B=false",
+        ]);
         let ok = [
-            Change::AddItem { name: "enable-admission-plugins".into(), item: "EventRateLimit".into() },
-            Change::RemoveItem { name: "enable-admission-plugins".into(), item: "AlwaysAdmit".into(), if_empty: None },
-            Change::SetKey { name: "feature-gates".into(), key: "B".into(), value: "false".into() },
-            Change::Unset { name: "insecure-port".into() },
+            Change::AddItem {
+                name: "enable-admission-plugins".into(),
+                item: "EventRateLimit".into(),
+            },
+            Change::RemoveItem {
+                name: "enable-admission-plugins".into(),
+                item: "AlwaysAdmit".into(),
+                if_empty: None,
+            },
+            Change::SetKey {
+                name: "feature-gates".into(),
+                key: "B".into(),
+                value: "false".into(),
+            },
+            Change::Unset {
+                name: "insecure-port".into(),
+            },
         ];
         assert!(unmet_changes(&ok, &flags).is_empty());
-        let bad = [Change::AtLeast { name: "audit-log-maxage".into(), min: 30 }];
+        let bad = [Change::AtLeast {
+            name: "audit-log-maxage".into(),
+            min: 30,
+        }];
         assert_eq!(unmet_changes(&bad, &flags).len(), 1);
         assert!(unmet_changes(&bad, &v(&["--audit-log-maxage=31"])).is_empty());
     }
@@ -308,8 +350,18 @@ mod tests {
     #[test]
     fn script_exit_code_output_and_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = AuditSpec { builtin: false, script: None, script_timeout_secs: 5 };
-        let req = AuditRequest { txid: 1, spec: &spec, files: &[], running_argv: None, manifest_argv: None };
+        let spec = AuditSpec {
+            builtin: false,
+            script: None,
+            script_timeout_secs: 5,
+        };
+        let req = AuditRequest {
+            txid: 1,
+            spec: &spec,
+            files: &[],
+            running_argv: None,
+            manifest_argv: None,
+        };
         let write = |name: &str, body: &str| {
             use std::os::unix::fs::PermissionsExt;
             let p = dir.path().join(name);
@@ -330,7 +382,10 @@ mod tests {
         let v = run_script(&slow, &req, Duration::from_secs(1));
         assert!(!v.passed && v.detail.contains("timed out"), "{v:?}");
         assert!(t.elapsed() < Duration::from_secs(10));
-        let noisy = write("noisy.sh", "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' x\nexit 0\n");
+        let noisy = write(
+            "noisy.sh",
+            "#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' x\nexit 0\n",
+        );
         let v = run_script(&noisy, &req, Duration::from_secs(5));
         assert!(v.passed);
         assert!(v.output.unwrap().len() < SCRIPT_OUTPUT_LIMIT + 100);

@@ -25,8 +25,10 @@ pub struct GateRequest<'a> {
     pub spec: &'a GateSpec,
     /// The gated manifests with the contents now on disk.
     pub manifests: Vec<(PathBuf, &'a [u8])>,
-    /// When the write happened: a process started before it is the old one.
-    pub written_at: SystemTime,
+    /// When the write happened: a process started before it is the old one. `None` when
+    /// nothing was written (a rollback that found the files already restored): then any
+    /// process with the expected argv counts.
+    pub written_at: Option<SystemTime>,
     pub deadline: SystemTime,
     pub purpose: Purpose,
 }
@@ -50,7 +52,9 @@ pub enum GateVerdict {
         pid: Option<i32>,
         argv: Option<Vec<String>>,
     },
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 pub trait Gate {

@@ -26,4 +26,5 @@ pub mod gate;
 pub mod journal;
 pub mod lock;
 pub mod paths;
+pub mod probe_gate;
 pub mod txn;

@@ -12,7 +12,9 @@ pub const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another kharden is running (lock {path} is held); wait for it, or retry with --wait SECS")]
+    #[error(
+        "another kharden is running (lock {path} is held); wait for it, or retry with --wait SECS"
+    )]
     Held { path: PathBuf },
     #[error("lock {path}: {source}")]
     Io {
@@ -51,7 +53,11 @@ pub fn acquire(state_dir: &Path, wait: Duration) -> Result<StateLock, LockError>
                 if start.elapsed() >= wait {
                     return Err(LockError::Held { path });
                 }
-                std::thread::sleep(Duration::from_millis(100).min(wait.saturating_sub(start.elapsed())).max(Duration::from_millis(1)));
+                std::thread::sleep(
+                    Duration::from_millis(100)
+                        .min(wait.saturating_sub(start.elapsed()))
+                        .max(Duration::from_millis(1)),
+                );
             }
             Err(TryLockError::Error(source)) => return Err(LockError::Io { path, source }),
         }
@@ -75,7 +81,10 @@ mod tests {
     fn second_holder_is_refused_then_succeeds_after_release() {
         let dir = tempfile::tempdir().unwrap();
         let a = acquire(dir.path(), Duration::ZERO).unwrap();
-        assert!(matches!(acquire(dir.path(), Duration::from_millis(150)), Err(LockError::Held { .. })));
+        assert!(matches!(
+            acquire(dir.path(), Duration::from_millis(150)),
+            Err(LockError::Held { .. })
+        ));
         drop(a);
         acquire(dir.path(), Duration::ZERO).unwrap();
     }

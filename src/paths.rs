@@ -12,7 +12,10 @@ pub struct HostRoot(PathBuf);
 
 impl HostRoot {
     pub fn new(root: Option<&Path>) -> Self {
-        HostRoot(root.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/")))
+        HostRoot(
+            root.map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/")),
+        )
     }
 
     /// `host` (an absolute host path) resolved under the root.

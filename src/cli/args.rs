@@ -19,7 +19,12 @@ transaction committed. Anything else ends in an automatic, verified rollback.",
 )]
 pub struct Cli {
     /// Where the journal and the lock live.
-    #[arg(long, global = true, env = "KHARDEN_STATE_DIR", default_value = "/var/lib/kharden")]
+    #[arg(
+        long,
+        global = true,
+        env = "KHARDEN_STATE_DIR",
+        default_value = "/var/lib/kharden"
+    )]
     pub state_dir: PathBuf,
     /// Resolve default host paths (manifests, pki) under this root, as `kubeadm --rootfs` does.
     #[arg(long, global = true, env = "KHARDEN_ROOT")]

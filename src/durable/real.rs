@@ -41,9 +41,15 @@ fn fsync_dir(dirfd: &OwnedFd, path: &Path) -> Result<(), DurableError> {
 }
 
 /// Kind of what stands at `name` in `dirfd`, without following a symlink.
-fn kind_at(dirfd: &OwnedFd, name: &std::ffi::OsStr, path: &Path) -> Result<Option<SFlag>, DurableError> {
+fn kind_at(
+    dirfd: &OwnedFd,
+    name: &std::ffi::OsStr,
+    path: &Path,
+) -> Result<Option<SFlag>, DurableError> {
     match fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()))),
+        Ok(st) => Ok(Some(SFlag::from_bits_truncate(
+            st.st_mode & SFlag::S_IFMT.bits(),
+        ))),
         Err(nix::errno::Errno::ENOENT) => Ok(None),
         Err(e) => Err(DurableError::io(path, "stat", e.into())),
     }
@@ -71,7 +77,11 @@ fn close_checked(fd: OwnedFd, path: &Path) -> Result<(), DurableError> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(DurableError::io(path, "close", std::io::Error::last_os_error()))
+        Err(DurableError::io(
+            path,
+            "close",
+            std::io::Error::last_os_error(),
+        ))
     }
 }
 
@@ -94,7 +104,11 @@ fn copy_xattrs(from: &File, to: &OwnedFd, path: &Path) -> Result<(), DurableErro
     // SAFETY: `names` has exactly `size` writable bytes.
     let size = unsafe { libc::flistxattr(from_fd, names.as_mut_ptr().cast(), names.len()) };
     if size < 0 {
-        return Err(DurableError::io(path, "list xattrs", std::io::Error::last_os_error()));
+        return Err(DurableError::io(
+            path,
+            "list xattrs",
+            std::io::Error::last_os_error(),
+        ));
     }
     names.truncate(size as usize);
     for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
@@ -103,15 +117,28 @@ fn copy_xattrs(from: &File, to: &OwnedFd, path: &Path) -> Result<(), DurableErro
         // SAFETY: null buffer, size 0: asks for the value's size.
         let vsize = unsafe { libc::fgetxattr(from_fd, cname.as_ptr(), std::ptr::null_mut(), 0) };
         if vsize < 0 {
-            return Err(DurableError::io(path, "get xattr", std::io::Error::last_os_error()));
+            return Err(DurableError::io(
+                path,
+                "get xattr",
+                std::io::Error::last_os_error(),
+            ));
         }
         let mut value = vec![0u8; vsize as usize];
         // SAFETY: `value` has `vsize` writable bytes.
         let vsize = unsafe {
-            libc::fgetxattr(from_fd, cname.as_ptr(), value.as_mut_ptr().cast(), value.len())
+            libc::fgetxattr(
+                from_fd,
+                cname.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
         };
         if vsize < 0 {
-            return Err(DurableError::io(path, "get xattr", std::io::Error::last_os_error()));
+            return Err(DurableError::io(
+                path,
+                "get xattr",
+                std::io::Error::last_os_error(),
+            ));
         }
         // SAFETY: `value[..vsize]` is initialised; `cname` is NUL-terminated.
         let rc = unsafe {
@@ -124,7 +151,11 @@ fn copy_xattrs(from: &File, to: &OwnedFd, path: &Path) -> Result<(), DurableErro
             )
         };
         if rc != 0 {
-            return Err(DurableError::io(path, "set xattr", std::io::Error::last_os_error()));
+            return Err(DurableError::io(
+                path,
+                "set xattr",
+                std::io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())
@@ -135,7 +166,9 @@ impl Storage for RealStorage {
         let (dir, name) = split(path)?;
         let dirfd = match open_dir(dir, path) {
             Ok(fd) => fd,
-            Err(DurableError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(DurableError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Ok(None)
             }
             Err(e) => return Err(e),
@@ -223,8 +256,12 @@ impl Storage for RealStorage {
         .map_err(|e| DurableError::io(&temp, "create temp file", e.into()))?;
         // Owner, mode and xattrs before the first byte: the contents are never readable by
         // anyone the original did not allow.
-        fchown(&fd, Some(Uid::from_raw(meta.uid)), Some(Gid::from_raw(meta.gid)))
-            .map_err(|e| DurableError::io(&temp, "chown temp file", e.into()))?;
+        fchown(
+            &fd,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+        )
+        .map_err(|e| DurableError::io(&temp, "chown temp file", e.into()))?;
         fchmod(&fd, Mode::from_bits_truncate(meta.mode))
             .map_err(|e| DurableError::io(&temp, "chmod temp file", e.into()))?;
         if let Some(orig) = &original {
@@ -251,7 +288,9 @@ impl Storage for RealStorage {
         let (dir, name) = split(path)?;
         let dirfd = match open_dir(dir, path) {
             Ok(fd) => fd,
-            Err(DurableError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(DurableError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Ok(())
             }
             Err(e) => return Err(e),
@@ -278,7 +317,9 @@ impl Storage for RealStorage {
         };
         let dirfd = match open_dir(dir, path) {
             Ok(fd) => fd,
-            Err(DurableError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(DurableError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Ok(false)
             }
             Err(e) => return Err(e),
@@ -318,7 +359,10 @@ mod tests {
         if is_root {
             assert_eq!((md.uid(), md.gid()), (1234, 2345));
         }
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -338,7 +382,10 @@ mod tests {
         assert_eq!(std::fs::read(&real).unwrap(), b"x");
         let sub = dir.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
-        assert!(matches!(st.read(&sub), Err(DurableError::NotRegular { .. })));
+        assert!(matches!(
+            st.read(&sub),
+            Err(DurableError::NotRegular { .. })
+        ));
     }
 
     #[test]
@@ -347,7 +394,17 @@ mod tests {
         let p = dir.path().join("new.yaml");
         let st = RealStorage;
         assert!(st.read(&p).unwrap().is_none());
-        st.replace(&p, b"a", &FileMeta { mode: 0o600, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() }, "3").unwrap();
+        st.replace(
+            &p,
+            b"a",
+            &FileMeta {
+                mode: 0o600,
+                uid: nix::unistd::geteuid().as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+            },
+            "3",
+        )
+        .unwrap();
         assert_eq!(st.read(&p).unwrap().unwrap().contents, b"a");
         std::fs::write(super::super::temp_path(&p, "3").unwrap(), b"partial").unwrap();
         assert!(st.remove_temp(&p, "3").unwrap());
@@ -365,7 +422,8 @@ mod tests {
         let cpath = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
         let name = c"user.kharden-test";
         // SAFETY: valid C strings and buffer.
-        let rc = unsafe { libc::setxattr(cpath.as_ptr(), name.as_ptr(), b"v1".as_ptr().cast(), 2, 0) };
+        let rc =
+            unsafe { libc::setxattr(cpath.as_ptr(), name.as_ptr(), b"v1".as_ptr().cast(), 2, 0) };
         if rc != 0 {
             eprintln!("skipping: user xattrs unsupported here");
             return;
@@ -375,7 +433,14 @@ mod tests {
         st.replace(&p, b"new", &meta, "1").unwrap();
         let mut buf = [0u8; 8];
         // SAFETY: valid C strings and buffer.
-        let n = unsafe { libc::getxattr(cpath.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe {
+            libc::getxattr(
+                cpath.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
         assert_eq!(n, 2);
         assert_eq!(&buf[..2], b"v1");
     }

@@ -64,7 +64,9 @@ pub enum JournalError {
     MissingBlob { hash: String },
     #[error("blob {hash} is corrupt: its contents hash to {actual}")]
     CorruptBlob { hash: String, actual: String },
-    #[error("journal schema version {found} is not supported (this kharden knows {SCHEMA_VERSION})")]
+    #[error(
+        "journal schema version {found} is not supported (this kharden knows {SCHEMA_VERSION})"
+    )]
     Schema { found: u64 },
     #[error("{path}: {source}")]
     Io {
@@ -118,7 +120,10 @@ enum PendingOp {
         cause: Option<RollbackCause>,
         now_ms: u64,
     },
-    Events { id: TxId, events: Vec<Event> },
+    Events {
+        id: TxId,
+        events: Vec<Event>,
+    },
 }
 
 /// How old queued progress records may get before they are committed anyway.
@@ -172,7 +177,10 @@ impl Journal {
         let path = state_dir.join(DB_FILE);
         let created = state_dir::create_db_file(&path)?;
         let db = builder().create(&path)?;
-        let j = Journal { db: Db::Rw(db), pending: Mutex::new(Pending::default()) };
+        let j = Journal {
+            db: Db::Rw(db),
+            pending: Mutex::new(Pending::default()),
+        };
         j.init_meta()?;
         if created {
             // The new directory entry must survive a power cut before anything relies on it.
@@ -190,7 +198,10 @@ impl Journal {
         }
         check_state_dir(state_dir)?;
         let db = builder().open_read_only(&path)?;
-        let j = Journal { db: Db::Ro(db), pending: Mutex::new(Pending::default()) };
+        let j = Journal {
+            db: Db::Ro(db),
+            pending: Mutex::new(Pending::default()),
+        };
         j.check_schema()?;
         Ok(Some(j))
     }
@@ -198,7 +209,10 @@ impl Journal {
     /// Open a journal on another storage backend (the power-loss simulation).
     pub fn with_backend(backend: impl StorageBackend) -> Result<Journal> {
         let db = builder().create_with_backend(backend)?;
-        let j = Journal { db: Db::Rw(db), pending: Mutex::new(Pending::default()) };
+        let j = Journal {
+            db: Db::Rw(db),
+            pending: Mutex::new(Pending::default()),
+        };
         j.init_meta()?;
         Ok(j)
     }
@@ -230,7 +244,13 @@ impl Journal {
         let ops = std::mem::take(&mut *lock_pending(&self.pending));
         for op in &ops.ops {
             match op {
-                PendingOp::State { id, state, reason, cause, now_ms } => {
+                PendingOp::State {
+                    id,
+                    state,
+                    reason,
+                    cause,
+                    now_ms,
+                } => {
                     Self::apply_state(&tx, *id, *state, reason.clone(), *cause, *now_ms)?;
                 }
                 PendingOp::Events { id, events } => Self::append_events(&tx, *id, events)?,
@@ -329,7 +349,8 @@ impl Journal {
                     note: None,
                 },
             };
-            tx.open_table(EVENTS)?.insert((id, 0), encode(&ev)?.as_slice())?;
+            tx.open_table(EVENTS)?
+                .insert((id, 0), encode(&ev)?.as_slice())?;
             Ok(id)
         })?;
         failpoint::hit("journal.prepare.after");
@@ -354,8 +375,16 @@ impl Journal {
     ) -> Result<()> {
         failpoint::hit(state_point(state, true));
         match durable {
-            Durable::Yes => self.write(|tx| Self::apply_state(tx, id, state, reason, cause, now_ms))?,
-            Durable::Later => self.queue(PendingOp::State { id, state, reason, cause, now_ms })?,
+            Durable::Yes => {
+                self.write(|tx| Self::apply_state(tx, id, state, reason, cause, now_ms))?
+            }
+            Durable::Later => self.queue(PendingOp::State {
+                id,
+                state,
+                reason,
+                cause,
+                now_ms,
+            })?,
         }
         failpoint::hit(state_point(state, false));
         Ok(())
@@ -394,7 +423,10 @@ impl Journal {
         }
         let ev = Event {
             time_ms: now_ms,
-            kind: EventKind::State { state, note: reason },
+            kind: EventKind::State {
+                state,
+                note: reason,
+            },
         };
         Self::append_events(tx, id, std::slice::from_ref(&ev))?;
         if state.is_terminal() {
@@ -404,18 +436,29 @@ impl Journal {
     }
 
     fn append_events(tx: &WriteTransaction, id: TxId, events: &[Event]) -> Result<()> {
-        let mut seq = Self::next_seq(tx, id)?;
+        let first = Self::next_seq(tx, id)?;
         let mut t = tx.open_table(EVENTS)?;
-        for ev in events {
+        for (seq, ev) in (first..).zip(events) {
             t.insert((id, seq), encode(ev)?.as_slice())?;
-            seq += 1;
         }
         Ok(())
     }
 
     /// Append events (probe outcomes, files written, audit output...).
-    pub fn add_events(&self, id: TxId, kinds: Vec<EventKind>, durable: Durable, now_ms: u64) -> Result<()> {
-        let events = kinds.into_iter().map(|kind| Event { time_ms: now_ms, kind }).collect();
+    pub fn add_events(
+        &self,
+        id: TxId,
+        kinds: Vec<EventKind>,
+        durable: Durable,
+        now_ms: u64,
+    ) -> Result<()> {
+        let events = kinds
+            .into_iter()
+            .map(|kind| Event {
+                time_ms: now_ms,
+                kind,
+            })
+            .collect();
         self.add_timed_events(id, events, durable)
     }
 
@@ -431,6 +474,43 @@ impl Journal {
         }
         failpoint::hit("journal.event.after");
         Ok(())
+    }
+
+    /// Record a refused command (bad input, a file kharden will not touch): a transaction with
+    /// no file that goes straight from Prepared to Aborted, with the reason. Nothing on disk
+    /// was or will be changed; the record answers "why did nothing happen?".
+    pub fn record_refusal(
+        &self,
+        kind: TxnKind,
+        summary: String,
+        files: Vec<FileRecord>,
+        reason: String,
+        now_ms: u64,
+    ) -> Result<TxId> {
+        let rec = TxnRecord {
+            id: 0,
+            kind,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            summary,
+            files,
+            gate: GateSpec::default(),
+            audit: AuditSpec::default(),
+            deadline_ms: now_ms,
+            state: State::Prepared,
+            rollback_cause: None,
+            reason: None,
+        };
+        let id = self.prepare(rec, &[], now_ms)?;
+        self.set_state(
+            id,
+            State::Aborted,
+            Some(format!("refused: {reason}")),
+            None,
+            Durable::Yes,
+            now_ms,
+        )?;
+        Ok(id)
     }
 
     /// Commit every queued progress record now.
@@ -581,7 +661,11 @@ impl Journal {
                     what: format!(
                         "state {} but {} the open index",
                         rec.state,
-                        if open_ids.contains(&id) { "in" } else { "missing from" }
+                        if open_ids.contains(&id) {
+                            "in"
+                        } else {
+                            "missing from"
+                        }
                     ),
                 });
             }
@@ -755,11 +839,19 @@ impl Journal {
         let mut faults = Vec::new();
         let rt = match self.begin_read() {
             Ok(r) => r,
-            Err(e) => return vec![Fault { txid: None, what: e.to_string() }],
+            Err(e) => {
+                return vec![Fault {
+                    txid: None,
+                    what: e.to_string(),
+                }]
+            }
         };
         let _ = rt;
         for id in self.open_ids().unwrap_or_default() {
-            faults.push(Fault { txid: Some(id), what: "open".into() });
+            faults.push(Fault {
+                txid: Some(id),
+                what: "open".into(),
+            });
         }
         faults
     }

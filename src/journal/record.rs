@@ -56,15 +56,18 @@ impl State {
     /// The states this one may move to (DESIGN.md's diagram).
     pub fn may_go_to(self, next: State) -> bool {
         use State::*;
-        match (self, next) {
-            (Prepared, Applied | RollingBack | Aborted | Committed) => true,
-            (Applied, Gating | Auditing | Committed | RollingBack | Aborted) => true,
-            (Gating, Auditing | Committed | RollingBack | Aborted) => true,
-            (Auditing, Audited | RollingBack | Aborted) => true,
-            (Audited, Committed | RollingBack) => true,
-            (RollingBack, RolledBack | NeedsManual) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Prepared, Applied | RollingBack | Aborted | Committed)
+                | (
+                    Applied,
+                    Gating | Auditing | Committed | RollingBack | Aborted
+                )
+                | (Gating, Auditing | Committed | RollingBack | Aborted)
+                | (Auditing, Audited | RollingBack | Aborted)
+                | (Audited, Committed | RollingBack)
+                | (RollingBack, RolledBack | NeedsManual)
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -143,9 +146,13 @@ pub struct AuditSpec {
 pub enum TxnKind {
     Apply,
     /// `kharden rollback TXID`.
-    Rollback { of: TxId },
+    Rollback {
+        of: TxId,
+    },
     /// `kharden harden`, with the control ids it fixes.
-    Harden { controls: Vec<String> },
+    Harden {
+        controls: Vec<String>,
+    },
 }
 
 /// Why a transaction was rolled back.
@@ -198,9 +205,18 @@ pub enum ProbeClass {
 /// Something that happened to a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
-    State { state: State, note: Option<String> },
-    FileWritten { path: String, side: Side },
-    FileRemoved { path: String, side: Side },
+    State {
+        state: State,
+        note: Option<String>,
+    },
+    FileWritten {
+        path: String,
+        side: Side,
+    },
+    FileRemoved {
+        path: String,
+        side: Side,
+    },
     Probe {
         class: ProbeClass,
         pid: Option<i32>,
@@ -212,9 +228,16 @@ pub enum EventKind {
         detail: String,
         output: Option<String>,
     },
-    Recovery { action: String },
-    Conflict { path: String, found: Option<[u8; 32]> },
-    TempRemoved { path: String },
+    Recovery {
+        action: String,
+    },
+    Conflict {
+        path: String,
+        found: Option<[u8; 32]>,
+    },
+    TempRemoved {
+        path: String,
+    },
     Note(String),
 }
 
@@ -236,7 +259,9 @@ pub struct Event {
 pub enum CodecError {
     #[error("empty record")]
     Empty,
-    #[error("record format version {0} is not supported (this kharden reads version {RECORD_VERSION})")]
+    #[error(
+        "record format version {0} is not supported (this kharden reads version {RECORD_VERSION})"
+    )]
     Version(u8),
     #[error("record does not decode: {0}")]
     Postcard(#[from] postcard::Error),
@@ -278,7 +303,10 @@ mod tests {
         assert_eq!(decode::<Event>(&bytes).unwrap(), ev);
         let mut bad = bytes.clone();
         bad[0] = 99;
-        assert!(matches!(decode::<Event>(&bad), Err(CodecError::Version(99))));
+        assert!(matches!(
+            decode::<Event>(&bad),
+            Err(CodecError::Version(99))
+        ));
         assert!(matches!(decode::<Event>(&[]), Err(CodecError::Empty)));
     }
 

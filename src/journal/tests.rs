@@ -22,8 +22,16 @@ fn file(p: &str, b: &[u8], a: &[u8]) -> FileRecord {
     let meta = FileMeta::NEW_FILE;
     FileRecord {
         path: p.into(),
-        before: Some(Image { hash: crate::durable::hash(b), len: b.len() as u64, meta }),
-        after: Some(Image { hash: crate::durable::hash(a), len: a.len() as u64, meta }),
+        before: Some(Image {
+            hash: crate::durable::hash(b),
+            len: b.len() as u64,
+            meta,
+        }),
+        after: Some(Image {
+            hash: crate::durable::hash(a),
+            len: a.len() as u64,
+            meta,
+        }),
         changes: vec![],
         gated: true,
     }
@@ -36,14 +44,23 @@ fn state_dir_and_db_permissions() {
     let sd = d.path().join("a/b/state");
     let _j = Journal::open(&sd).unwrap();
     assert_eq!(std::fs::metadata(&sd).unwrap().mode() & 0o777, 0o700);
-    assert_eq!(std::fs::metadata(sd.join(DB_FILE)).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(sd.join(DB_FILE)).unwrap().mode() & 0o777,
+        0o600
+    );
     drop(_j);
     std::fs::set_permissions(&sd, std::fs::Permissions::from_mode(0o777)).unwrap();
-    assert!(matches!(Journal::open(&sd), Err(JournalError::StateDir(StateDirError::Writable { .. }))));
+    assert!(matches!(
+        Journal::open(&sd),
+        Err(JournalError::StateDir(StateDirError::Writable { .. }))
+    ));
     std::fs::set_permissions(&sd, std::fs::Permissions::from_mode(0o700)).unwrap();
     if nix::unistd::geteuid().is_root() {
         std::os::unix::fs::chown(&sd, Some(1000), None).unwrap();
-        assert!(matches!(Journal::open(&sd), Err(JournalError::StateDir(StateDirError::NotRoot { .. }))));
+        assert!(matches!(
+            Journal::open(&sd),
+            Err(JournalError::StateDir(StateDirError::NotRoot { .. }))
+        ));
     }
 }
 
@@ -51,22 +68,38 @@ fn state_dir_and_db_permissions() {
 fn blobs_are_deduplicated_and_verified() {
     let d = tempfile::tempdir().unwrap();
     let j = Journal::open(d.path()).unwrap();
-    let a = j.prepare(rec(vec![file("/x", b"one", b"two")]), &[b"one", b"two"], 1).unwrap();
-    let b = j.prepare(rec(vec![file("/x", b"two", b"one")]), &[b"two", b"one"], 2).unwrap();
+    let a = j
+        .prepare(rec(vec![file("/x", b"one", b"two")]), &[b"one", b"two"], 1)
+        .unwrap();
+    let b = j
+        .prepare(rec(vec![file("/x", b"two", b"one")]), &[b"two", b"one"], 2)
+        .unwrap();
     assert_eq!((a, b), (1, 2));
     let rt = j.begin_read().unwrap();
     assert_eq!(rt.open_table(BLOBS).unwrap().len().unwrap(), 2);
     drop(rt);
     assert_eq!(j.blob(&crate::durable::hash(b"one")).unwrap(), b"one");
-    assert!(matches!(j.blob(&crate::durable::hash(b"three")), Err(JournalError::MissingBlob { .. })));
+    assert!(matches!(
+        j.blob(&crate::durable::hash(b"three")),
+        Err(JournalError::MissingBlob { .. })
+    ));
     // Corrupt a blob behind the journal's back: reads refuse it, verify reports it.
     let tx = j.begin_write().unwrap();
-    tx.open_table(BLOBS).unwrap().insert(&crate::durable::hash(b"one"), b"evil".as_slice()).unwrap();
+    tx.open_table(BLOBS)
+        .unwrap()
+        .insert(&crate::durable::hash(b"one"), b"evil".as_slice())
+        .unwrap();
     tx.commit().unwrap();
-    assert!(matches!(j.blob(&crate::durable::hash(b"one")), Err(JournalError::CorruptBlob { .. })));
+    assert!(matches!(
+        j.blob(&crate::durable::hash(b"one")),
+        Err(JournalError::CorruptBlob { .. })
+    ));
     let mut j = j;
     let faults = j.verify().unwrap();
-    assert!(faults.iter().any(|f| f.what.contains("hashes to")), "{faults:?}");
+    assert!(
+        faults.iter().any(|f| f.what.contains("hashes to")),
+        "{faults:?}"
+    );
 }
 
 #[test]
@@ -74,17 +107,30 @@ fn open_index_log_order_and_prune() {
     let d = tempfile::tempdir().unwrap();
     let mut j = Journal::open(d.path()).unwrap();
     for i in 0..5u8 {
-        let id = j.prepare(rec(vec![file("/x", &[i], &[i + 100])]), &[&[i], &[i + 100]], i as u64).unwrap();
+        let id = j
+            .prepare(
+                rec(vec![file("/x", &[i], &[i + 100])]),
+                &[&[i], &[i + 100]],
+                i as u64,
+            )
+            .unwrap();
         if i != 2 {
-            j.set_state(id, State::Applied, None, None, Durable::Later, 10).unwrap();
-            j.set_state(id, State::Committed, None, None, Durable::Yes, 11).unwrap();
+            j.set_state(id, State::Applied, None, None, Durable::Later, 10)
+                .unwrap();
+            j.set_state(id, State::Committed, None, None, Durable::Yes, 11)
+                .unwrap();
         }
     }
     assert_eq!(j.open_ids().unwrap(), vec![3]);
     let log: Vec<_> = j.list(10, None).unwrap().iter().map(|r| r.id).collect();
     assert_eq!(log, vec![5, 4, 3, 2, 1]);
     assert_eq!(j.list(2, None).unwrap().len(), 2);
-    let open: Vec<_> = j.list(10, Some(State::Prepared)).unwrap().iter().map(|r| r.id).collect();
+    let open: Vec<_> = j
+        .list(10, Some(State::Prepared))
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(open, vec![3]);
     assert!(j.verify().unwrap().is_empty());
     let (t, b) = j.prune(1).unwrap();
@@ -95,7 +141,9 @@ fn open_index_log_order_and_prune() {
     assert!(j.events(1).unwrap().is_empty());
     assert!(j.verify().unwrap().is_empty(), "{:?}", j.verify().unwrap());
     // Ids are never reused after a prune.
-    let id = j.prepare(rec(vec![file("/y", b"a", b"b")]), &[b"a", b"b"], 20).unwrap();
+    let id = j
+        .prepare(rec(vec![file("/y", b"a", b"b")]), &[b"a", b"b"], 20)
+        .unwrap();
     assert_eq!(id, 6);
 }
 
@@ -103,19 +151,27 @@ fn open_index_log_order_and_prune() {
 fn verify_reports_an_inconsistent_open_index() {
     let d = tempfile::tempdir().unwrap();
     let mut j = Journal::open(d.path()).unwrap();
-    let id = j.prepare(rec(vec![file("/x", b"a", b"b")]), &[b"a", b"b"], 1).unwrap();
+    let id = j
+        .prepare(rec(vec![file("/x", b"a", b"b")]), &[b"a", b"b"], 1)
+        .unwrap();
     let tx = j.begin_write().unwrap();
     tx.open_table(OPEN).unwrap().remove(id).unwrap();
     tx.commit().unwrap();
     let faults = j.verify().unwrap();
-    assert!(faults.iter().any(|f| f.what.contains("missing from the open index")), "{faults:?}");
+    assert!(
+        faults
+            .iter()
+            .any(|f| f.what.contains("missing from the open index")),
+        "{faults:?}"
+    );
 }
 
 #[test]
 fn read_only_handle_sees_commits_of_the_writer() {
     let d = tempfile::tempdir().unwrap();
     let j = Journal::open(d.path()).unwrap();
-    j.prepare(rec(vec![file("/x", b"a", b"b")]), &[b"a", b"b"], 1).unwrap();
+    j.prepare(rec(vec![file("/x", b"a", b"b")]), &[b"a", b"b"], 1)
+        .unwrap();
     let ro = Journal::open_read_only(d.path()).unwrap().unwrap();
     assert_eq!(ro.len().unwrap(), 1);
 }

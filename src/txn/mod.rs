@@ -79,13 +79,18 @@ pub struct Plan {
 pub enum Outcome {
     /// Nothing to change: not journaled.
     Unchanged,
-    Committed { txid: TxId },
+    Committed {
+        txid: TxId,
+    },
     RolledBack {
         txid: TxId,
         cause: RollbackCause,
         reason: String,
     },
-    NeedsManual { txid: TxId, reason: String },
+    NeedsManual {
+        txid: TxId,
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +103,9 @@ pub enum TxnError {
     Changed { path: PathBuf },
     #[error("transaction {txid} is {state}, not committed: only a committed transaction can be rolled back")]
     NotCommitted { txid: TxId, state: State },
-    #[error("{path} no longer holds transaction {txid}'s after-contents; refusing to roll back over it")]
+    #[error(
+        "{path} no longer holds transaction {txid}'s after-contents; refusing to roll back over it"
+    )]
     Diverged { txid: TxId, path: String },
     #[error("{path}: the same file appears twice in one transaction")]
     DuplicatePath { path: PathBuf },
@@ -127,7 +134,9 @@ impl<'a> Engine<'a> {
     }
 
     fn event(&self, id: TxId, kind: EventKind, durable: Durable) -> Result<(), TxnError> {
-        Ok(self.journal.add_events(id, vec![kind], durable, self.now_ms())?)
+        Ok(self
+            .journal
+            .add_events(id, vec![kind], durable, self.now_ms())?)
     }
 
     /// Run a plan to its end: Unchanged, Committed, RolledBack or NeedsManual.
@@ -138,12 +147,16 @@ impl<'a> Engine<'a> {
         let mut seen = std::collections::HashSet::new();
         for op in &plan.ops {
             if !seen.insert(op.path.clone()) {
-                return Err(TxnError::DuplicatePath { path: op.path.clone() });
+                return Err(TxnError::DuplicatePath {
+                    path: op.path.clone(),
+                });
             }
             let current = self.storage.read(&op.path)?;
             if let Some(expect) = op.expect_before {
                 if current.as_ref().map(|c| hash(&c.contents)) != expect {
-                    return Err(TxnError::Changed { path: op.path.clone() });
+                    return Err(TxnError::Changed {
+                        path: op.path.clone(),
+                    });
                 }
             }
             let same = match (&current, &op.after) {
@@ -154,7 +167,10 @@ impl<'a> Engine<'a> {
             if same {
                 continue;
             }
-            let meta = current.as_ref().map(|c| c.meta).unwrap_or(FileMeta::NEW_FILE);
+            let meta = current
+                .as_ref()
+                .map(|c| c.meta)
+                .unwrap_or(FileMeta::NEW_FILE);
             let before = current.as_ref().map(|c| image(&c.contents, c.meta));
             let after = op.after.as_ref().map(|a| image(a, meta));
             if let Some(c) = current {
@@ -212,14 +228,25 @@ impl<'a> Engine<'a> {
         self.advance(id, &mut state, State::Applied)?;
         let gated = rec.files.iter().any(|f| f.gated);
         let mut running_argv = None;
-        if rec.gate.enabled && gated {
+        let gate_ran = rec.gate.enabled && gated;
+        if gate_ran {
             self.advance(id, &mut state, State::Gating)?;
             let contents = self.side_contents(&rec, Side::After)?;
-            let verdict = self.run_gate(&rec, &contents, written_at, crate::txn::from_ms(rec.deadline_ms), Purpose::Forward)?;
+            let verdict = self.run_gate(
+                &rec,
+                &contents,
+                Some(written_at),
+                from_ms(rec.deadline_ms),
+                Purpose::Forward,
+            )?;
             match verdict {
                 GateVerdict::Passed { argv, .. } => running_argv = argv,
                 GateVerdict::Failed { reason } => {
-                    return self.rollback(id, RollbackCause::GateFailed, format!("health gate failed: {reason}"));
+                    return self.rollback(
+                        id,
+                        RollbackCause::GateFailed,
+                        format!("health gate failed: {reason}"),
+                    );
                 }
             }
         }
@@ -254,13 +281,31 @@ impl<'a> Engine<'a> {
                 Durable::Later,
             )?;
             if !verdict.passed {
-                return self.rollback(id, RollbackCause::AuditFailed, format!("audit failed: {}", verdict.detail));
+                return self.rollback(
+                    id,
+                    RollbackCause::AuditFailed,
+                    format!("audit failed: {}", verdict.detail),
+                );
             }
+            // After a gate (seconds of proof), "audit passed" is made durable so that a crash
+            // before the commit record keeps the verified change (recovery row 3). Without a
+            // gate there is nothing expensive to keep: the commit record below carries it.
+            let durable = if gate_ran {
+                Durable::Yes
+            } else {
+                Durable::Later
+            };
             self.journal
-                .set_state(id, State::Audited, None, None, Durable::Yes, self.now_ms())?;
+                .set_state(id, State::Audited, None, None, durable, self.now_ms())?;
         }
-        self.journal
-            .set_state(id, State::Committed, None, None, Durable::Yes, self.now_ms())?;
+        self.journal.set_state(
+            id,
+            State::Committed,
+            None,
+            None,
+            Durable::Yes,
+            self.now_ms(),
+        )?;
         Ok(Outcome::Committed { txid: id })
     }
 
@@ -275,7 +320,8 @@ impl<'a> Engine<'a> {
             _ => 4,
         };
         if rank(*state) < rank(to) {
-            self.journal.set_state(id, to, None, None, Durable::Later, self.now_ms())?;
+            self.journal
+                .set_state(id, to, None, None, Durable::Later, self.now_ms())?;
             *state = to;
         }
         Ok(())
@@ -298,8 +344,10 @@ impl<'a> Engine<'a> {
             .collect()
     }
 
-    /// Put every file of `rec` on `side` (skipping files already there), durably.
-    fn write_side(&self, rec: &TxnRecord, side: Side) -> Result<(), TxnError> {
+    /// Put every file of `rec` on `side` (skipping files already there), durably. Returns how
+    /// many files were written or removed.
+    fn write_side(&self, rec: &TxnRecord, side: Side) -> Result<usize, TxnError> {
+        let mut written = 0;
         let contents = self.side_contents(rec, side)?;
         let order: Vec<usize> = match side {
             Side::After => (0..rec.files.len()).collect(),
@@ -324,23 +372,40 @@ impl<'a> Engine<'a> {
             match (&contents[i], img) {
                 (Some(bytes), Some(im)) => {
                     let meta = current.as_ref().map(|c| c.meta).unwrap_or(im.meta);
-                    self.storage.replace(path, bytes, &meta, &rec.id.to_string())?;
-                    self.event(rec.id, EventKind::FileWritten { path: f.path.clone(), side }, Durable::Later)?;
+                    self.storage
+                        .replace(path, bytes, &meta, &rec.id.to_string())?;
+                    written += 1;
+                    self.event(
+                        rec.id,
+                        EventKind::FileWritten {
+                            path: f.path.clone(),
+                            side,
+                        },
+                        Durable::Later,
+                    )?;
                 }
                 _ => {
                     self.storage.remove(path)?;
-                    self.event(rec.id, EventKind::FileRemoved { path: f.path.clone(), side }, Durable::Later)?;
+                    written += 1;
+                    self.event(
+                        rec.id,
+                        EventKind::FileRemoved {
+                            path: f.path.clone(),
+                            side,
+                        },
+                        Durable::Later,
+                    )?;
                 }
             }
         }
-        Ok(())
+        Ok(written)
     }
 
     fn run_gate(
         &self,
         rec: &TxnRecord,
         contents: &[Option<Vec<u8>>],
-        written_at: SystemTime,
+        written_at: Option<SystemTime>,
         deadline: SystemTime,
         purpose: Purpose,
     ) -> Result<GateVerdict, TxnError> {
@@ -372,7 +437,10 @@ impl<'a> Engine<'a> {
                 },
             });
             // Journal as we go (not durably: a crash during the gate ends in rollback anyway).
-            if let Err(e) = self.journal.add_timed_events(rec.id, std::mem::take(&mut pending), Durable::Later) {
+            if let Err(e) =
+                self.journal
+                    .add_timed_events(rec.id, std::mem::take(&mut pending), Durable::Later)
+            {
                 journal_err.get_or_insert(e);
             }
         });
@@ -383,9 +451,20 @@ impl<'a> Engine<'a> {
     }
 
     /// Restore every file's before-contents, then prove the old component is back.
-    pub(crate) fn rollback(&self, id: TxId, cause: RollbackCause, reason: String) -> Result<Outcome, TxnError> {
-        self.journal
-            .set_state(id, State::RollingBack, Some(reason.clone()), Some(cause), Durable::Yes, self.now_ms())?;
+    pub(crate) fn rollback(
+        &self,
+        id: TxId,
+        cause: RollbackCause,
+        reason: String,
+    ) -> Result<Outcome, TxnError> {
+        self.journal.set_state(
+            id,
+            State::RollingBack,
+            Some(reason.clone()),
+            Some(cause),
+            Durable::Yes,
+            self.now_ms(),
+        )?;
         let rec = self.journal.get(id)?;
         self.finish_rollback(rec, cause, reason, true)
     }
@@ -399,19 +478,32 @@ impl<'a> Engine<'a> {
         gate: bool,
     ) -> Result<Outcome, TxnError> {
         let id = rec.id;
-        if let Err(e) = self.write_side(&rec, Side::Before) {
-            let manual = format!(
+        let restored = match self.write_side(&rec, Side::Before) {
+            Ok(n) => n,
+            Err(e) => {
+                let manual = format!(
                 "{reason}; then restoring the before-contents failed: {e}. Restore these files from the journal (kharden journal show {id}): {}",
                 rec.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
             );
-            self.journal
-                .set_state(id, State::NeedsManual, Some(manual.clone()), None, Durable::Yes, self.now_ms())?;
-            return Ok(Outcome::NeedsManual { txid: id, reason: manual });
-        }
+                self.journal.set_state(
+                    id,
+                    State::NeedsManual,
+                    Some(manual.clone()),
+                    None,
+                    Durable::Yes,
+                    self.now_ms(),
+                )?;
+                return Ok(Outcome::NeedsManual {
+                    txid: id,
+                    reason: manual,
+                });
+            }
+        };
         if gate && rec.gate.enabled && rec.files.iter().any(|f| f.gated) {
-            let written_at = self.clock.now();
-            let deadline = written_at + Duration::from_secs(rec.gate.timeout_secs);
+            let now = self.clock.now();
+            let deadline = now + Duration::from_secs(rec.gate.timeout_secs);
             let contents = self.side_contents(&rec, Side::Before)?;
+            let written_at = (restored > 0).then_some(now);
             match self.run_gate(&rec, &contents, written_at, deadline, Purpose::Rollback)? {
                 GateVerdict::Passed { .. } => {}
                 GateVerdict::Failed { reason: why } => {
@@ -419,22 +511,50 @@ impl<'a> Engine<'a> {
                         "{reason}; the before-contents were restored but the old component did not come back healthy: {why}. Check kubelet and the files: {}",
                         rec.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
                     );
-                    self.journal.set_state(id, State::NeedsManual, Some(manual.clone()), None, Durable::Yes, self.now_ms())?;
-                    return Ok(Outcome::NeedsManual { txid: id, reason: manual });
+                    self.journal.set_state(
+                        id,
+                        State::NeedsManual,
+                        Some(manual.clone()),
+                        None,
+                        Durable::Yes,
+                        self.now_ms(),
+                    )?;
+                    return Ok(Outcome::NeedsManual {
+                        txid: id,
+                        reason: manual,
+                    });
                 }
             }
         }
-        self.journal
-            .set_state(id, State::RolledBack, Some(reason.clone()), None, Durable::Yes, self.now_ms())?;
-        Ok(Outcome::RolledBack { txid: id, cause, reason })
+        self.journal.set_state(
+            id,
+            State::RolledBack,
+            Some(reason.clone()),
+            None,
+            Durable::Yes,
+            self.now_ms(),
+        )?;
+        Ok(Outcome::RolledBack {
+            txid: id,
+            cause,
+            reason,
+        })
     }
 
     /// `kharden rollback TXID`: a new transaction that restores a committed transaction's
     /// before-contents, refused when any file no longer holds its after-contents.
-    pub fn rollback_plan(&self, of: TxId, gate: GateSpec, audit: AuditSpec) -> Result<Plan, TxnError> {
+    pub fn rollback_plan(
+        &self,
+        of: TxId,
+        gate: GateSpec,
+        audit: AuditSpec,
+    ) -> Result<Plan, TxnError> {
         let rec = self.journal.get(of)?;
         if rec.state != State::Committed {
-            return Err(TxnError::NotCommitted { txid: of, state: rec.state });
+            return Err(TxnError::NotCommitted {
+                txid: of,
+                state: rec.state,
+            });
         }
         let mut ops = Vec::new();
         for f in &rec.files {
@@ -446,9 +566,16 @@ impl<'a> Engine<'a> {
                 _ => false,
             };
             if !at_after {
-                return Err(TxnError::Diverged { txid: of, path: f.path.clone() });
+                return Err(TxnError::Diverged {
+                    txid: of,
+                    path: f.path.clone(),
+                });
             }
-            let before = f.before.as_ref().map(|b| self.journal.blob(&b.hash)).transpose()?;
+            let before = f
+                .before
+                .as_ref()
+                .map(|b| self.journal.blob(&b.hash))
+                .transpose()?;
             ops.push(FileOp {
                 path,
                 after: before,
@@ -461,7 +588,11 @@ impl<'a> Engine<'a> {
             kind: TxnKind::Rollback { of },
             summary: format!("rollback of {of}: {}", rec.summary),
             ops,
-            gate: GateSpec { container: rec.gate.container.clone(), root: rec.gate.root.clone(), ..gate },
+            gate: GateSpec {
+                container: rec.gate.container.clone(),
+                root: rec.gate.root.clone(),
+                ..gate
+            },
             audit,
         })
     }

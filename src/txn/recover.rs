@@ -45,8 +45,11 @@ pub struct RecoverReport {
 }
 
 impl RecoverReport {
+    /// Conflicts left standing (a `--force` recovery resolves the ones it reports).
     pub fn has_conflicts(&self) -> bool {
-        self.transactions.iter().any(|t| !t.conflicts.is_empty())
+        self.transactions
+            .iter()
+            .any(|t| !t.conflicts.is_empty() && t.state.is_none())
     }
 
     pub fn needs_manual(&self) -> bool {
@@ -64,15 +67,26 @@ enum Where {
 }
 
 /// Recover every open transaction, oldest first.
-pub fn recover(engine: &Engine<'_>, policy: Policy, force: bool) -> Result<RecoverReport, TxnError> {
+pub fn recover(
+    engine: &Engine<'_>,
+    policy: Policy,
+    force: bool,
+) -> Result<RecoverReport, TxnError> {
     let mut report = RecoverReport::default();
     for id in engine.journal.open_ids()? {
-        report.transactions.push(recover_one(engine, id, policy, force)?);
+        report
+            .transactions
+            .push(recover_one(engine, id, policy, force)?);
     }
     Ok(report)
 }
 
-fn recover_one(engine: &Engine<'_>, id: TxId, policy: Policy, force: bool) -> Result<RecoveredTxn, TxnError> {
+fn recover_one(
+    engine: &Engine<'_>,
+    id: TxId,
+    policy: Policy,
+    force: bool,
+) -> Result<RecoveredTxn, TxnError> {
     let rec = engine.journal.get(id)?;
     let now = || super::to_ms(engine.clock.now());
     let mut out = RecoveredTxn {
@@ -89,7 +103,9 @@ fn recover_one(engine: &Engine<'_>, id: TxId, policy: Policy, force: bool) -> Re
     for f in &rec.files {
         if engine.storage.remove_temp(Path::new(&f.path), &tag)? {
             out.temps_removed.push(f.path.clone());
-            events.push(EventKind::TempRemoved { path: f.path.clone() });
+            events.push(EventKind::TempRemoved {
+                path: f.path.clone(),
+            });
         }
     }
     let mut places = Vec::new();
@@ -110,7 +126,10 @@ fn recover_one(engine: &Engine<'_>, id: TxId, policy: Policy, force: bool) -> Re
         };
         if w == Where::Neither {
             out.conflicts.push(f.path.clone());
-            events.push(EventKind::Conflict { path: f.path.clone(), found: h });
+            events.push(EventKind::Conflict {
+                path: f.path.clone(),
+                found: h,
+            });
         }
         places.push(w);
     }
@@ -120,43 +139,78 @@ fn recover_one(engine: &Engine<'_>, id: TxId, policy: Policy, force: bool) -> Re
             out.conflicts.join(", "),
             if policy == Policy::Resume { "after" } else { "before" }
         );
-        events.push(EventKind::Recovery { action: out.action.clone() });
+        events.push(EventKind::Recovery {
+            action: out.action.clone(),
+        });
         engine.journal.add_events(id, events, Durable::Yes, now())?;
         return Ok(out);
     }
     let all_before = places.iter().all(|w| *w == Where::Before);
     let all_after = places.iter().all(|w| *w == Where::After);
-    let forced = if out.conflicts.is_empty() { "" } else { " (--force: overwriting files that matched neither side)" };
+    let forced = if out.conflicts.is_empty() {
+        ""
+    } else {
+        " (--force: overwriting files that matched neither side)"
+    };
     let outcome = match rec.state {
         State::Prepared | State::Applied | State::Gating | State::Auditing => {
             if all_before {
                 out.action = "every file at before: marked aborted".into();
-                events.push(EventKind::Recovery { action: out.action.clone() });
-                engine.journal.add_events(id, events, Durable::Later, now())?;
-                engine.journal.set_state(id, State::Aborted, Some("recovery: nothing was applied".into()), None, Durable::Yes, now())?;
+                events.push(EventKind::Recovery {
+                    action: out.action.clone(),
+                });
+                engine
+                    .journal
+                    .add_events(id, events, Durable::Later, now())?;
+                engine.journal.set_state(
+                    id,
+                    State::Aborted,
+                    Some("recovery: nothing was applied".into()),
+                    None,
+                    Durable::Yes,
+                    now(),
+                )?;
                 out.state = Some(State::Aborted.name().into());
                 return Ok(out);
             }
             match policy {
                 Policy::Revert => {
                     out.action = format!("written but never gated: restoring before{forced}");
-                    events.push(EventKind::Recovery { action: out.action.clone() });
-                    engine.journal.add_events(id, events, Durable::Later, now())?;
+                    events.push(EventKind::Recovery {
+                        action: out.action.clone(),
+                    });
+                    engine
+                        .journal
+                        .add_events(id, events, Durable::Later, now())?;
                     engine.journal.set_state(
                         id,
                         State::RollingBack,
-                        Some(format!("recovery: found {} with the gate not passed; the last known-good wins", rec.state)),
+                        Some(format!(
+                            "recovery: found {} with the gate not passed; the last known-good wins",
+                            rec.state
+                        )),
                         Some(RollbackCause::Recovery),
                         Durable::Yes,
                         now(),
                     )?;
                     let rec = engine.journal.get(id)?;
-                    engine.finish_rollback(rec, RollbackCause::Recovery, "restored by recovery (not gated: recovery runs before kubelet)".into(), false)?
+                    engine.finish_rollback(
+                        rec,
+                        RollbackCause::Recovery,
+                        "restored by recovery (not gated: recovery runs before kubelet)".into(),
+                        false,
+                    )?
                 }
                 Policy::Resume => {
-                    out.action = format!("--policy resume: writing after, gating and auditing again{forced}");
-                    events.push(EventKind::Recovery { action: out.action.clone() });
-                    engine.journal.add_events(id, events, Durable::Later, now())?;
+                    out.action = format!(
+                        "--policy resume: writing after, gating and auditing again{forced}"
+                    );
+                    events.push(EventKind::Recovery {
+                        action: out.action.clone(),
+                    });
+                    engine
+                        .journal
+                        .add_events(id, events, Durable::Later, now())?;
                     let mut rec = rec;
                     // A fresh deadline: the one stored has passed while the node was down.
                     rec.deadline_ms = now() + rec.gate.timeout_secs * 1000;
@@ -166,25 +220,59 @@ fn recover_one(engine: &Engine<'_>, id: TxId, policy: Policy, force: bool) -> Re
         }
         State::Audited if all_after => {
             out.action = "audit passed, commit not recorded: marked committed".into();
-            events.push(EventKind::Recovery { action: out.action.clone() });
-            engine.journal.add_events(id, events, Durable::Later, now())?;
-            engine.journal.set_state(id, State::Committed, Some("recovery: audit had passed".into()), None, Durable::Yes, now())?;
+            events.push(EventKind::Recovery {
+                action: out.action.clone(),
+            });
+            engine
+                .journal
+                .add_events(id, events, Durable::Later, now())?;
+            engine.journal.set_state(
+                id,
+                State::Committed,
+                Some("recovery: audit had passed".into()),
+                None,
+                Durable::Yes,
+                now(),
+            )?;
             Outcome::Committed { txid: id }
         }
         State::Audited => {
             out.action = format!("audited but not every file at after: restoring before{forced}");
-            events.push(EventKind::Recovery { action: out.action.clone() });
-            engine.journal.add_events(id, events, Durable::Later, now())?;
-            engine.journal.set_state(id, State::RollingBack, Some("recovery: files split between sides".into()), Some(RollbackCause::Recovery), Durable::Yes, now())?;
+            events.push(EventKind::Recovery {
+                action: out.action.clone(),
+            });
+            engine
+                .journal
+                .add_events(id, events, Durable::Later, now())?;
+            engine.journal.set_state(
+                id,
+                State::RollingBack,
+                Some("recovery: files split between sides".into()),
+                Some(RollbackCause::Recovery),
+                Durable::Yes,
+                now(),
+            )?;
             let rec = engine.journal.get(id)?;
-            engine.finish_rollback(rec, RollbackCause::Recovery, "restored by recovery (not gated)".into(), false)?
+            engine.finish_rollback(
+                rec,
+                RollbackCause::Recovery,
+                "restored by recovery (not gated)".into(),
+                false,
+            )?
         }
         State::RollingBack => {
             out.action = format!("finishing the rollback{forced}");
-            events.push(EventKind::Recovery { action: out.action.clone() });
-            engine.journal.add_events(id, events, Durable::Later, now())?;
+            events.push(EventKind::Recovery {
+                action: out.action.clone(),
+            });
+            engine
+                .journal
+                .add_events(id, events, Durable::Later, now())?;
             let cause = rec.rollback_cause.unwrap_or(RollbackCause::Recovery);
-            let reason = rec.reason.clone().unwrap_or_else(|| "rollback finished by recovery".into());
+            let reason = rec
+                .reason
+                .clone()
+                .unwrap_or_else(|| "rollback finished by recovery".into());
             engine.finish_rollback(rec, cause, reason, policy == Policy::Resume)?
         }
         terminal => {

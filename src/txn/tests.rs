@@ -22,17 +22,31 @@ impl MemStorage {
     fn put(&self, p: &str, c: &[u8]) {
         self.files.borrow_mut().insert(
             PathBuf::from(p),
-            FileState { contents: c.to_vec(), meta: FileMeta { mode: 0o640, uid: 0, gid: 0 } },
+            FileState {
+                contents: c.to_vec(),
+                meta: FileMeta {
+                    mode: 0o640,
+                    uid: 0,
+                    gid: 0,
+                },
+            },
         );
     }
     fn get(&self, p: &str) -> Option<Vec<u8>> {
-        self.files.borrow().get(Path::new(p)).map(|f| f.contents.clone())
+        self.files
+            .borrow()
+            .get(Path::new(p))
+            .map(|f| f.contents.clone())
     }
     fn tick(&self, p: &Path) -> Result<(), DurableError> {
         let n = self.ops.get() + 1;
         self.ops.set(n);
         if self.fail_at.get() == Some(n) {
-            return Err(DurableError::io(p, "write temp file", std::io::Error::from_raw_os_error(libc::EIO)));
+            return Err(DurableError::io(
+                p,
+                "write temp file",
+                std::io::Error::from_raw_os_error(libc::EIO),
+            ));
         }
         Ok(())
     }
@@ -42,10 +56,22 @@ impl Storage for MemStorage {
     fn read(&self, path: &Path) -> Result<Option<FileState>, DurableError> {
         Ok(self.files.borrow().get(path).cloned())
     }
-    fn replace(&self, path: &Path, contents: &[u8], meta: &FileMeta, tag: &str) -> Result<(), DurableError> {
+    fn replace(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        meta: &FileMeta,
+        tag: &str,
+    ) -> Result<(), DurableError> {
         self.tick(path)?;
         let _ = tag;
-        self.files.borrow_mut().insert(path.to_path_buf(), FileState { contents: contents.to_vec(), meta: *meta });
+        self.files.borrow_mut().insert(
+            path.to_path_buf(),
+            FileState {
+                contents: contents.to_vec(),
+                meta: *meta,
+            },
+        );
         Ok(())
     }
     fn remove(&self, path: &Path) -> Result<(), DurableError> {
@@ -80,7 +106,9 @@ impl Gate for ScriptedGate {
         });
         let mut v = self.0.borrow_mut();
         if v.is_empty() {
-            GateVerdict::Failed { reason: "script exhausted".into() }
+            GateVerdict::Failed {
+                reason: "script exhausted".into(),
+            }
         } else {
             v.remove(0)
         }
@@ -90,12 +118,23 @@ impl Gate for ScriptedGate {
 struct FixedAudit(bool);
 impl Audit for FixedAudit {
     fn check(&self, _req: &AuditRequest<'_>) -> AuditVerdict {
-        AuditVerdict { passed: self.0, detail: if self.0 { "ok".into() } else { "flag not in effect".into() }, output: Some("script said so".into()) }
+        AuditVerdict {
+            passed: self.0,
+            detail: if self.0 {
+                "ok".into()
+            } else {
+                "flag not in effect".into()
+            },
+            output: Some("script said so".into()),
+        }
     }
 }
 
 fn passed() -> GateVerdict {
-    GateVerdict::Passed { pid: Some(42), argv: Some(vec!["kube-apiserver".into()]) }
+    GateVerdict::Passed {
+        pid: Some(42),
+        argv: Some(vec!["kube-apiserver".into()]),
+    }
 }
 
 fn failed(why: &str) -> GateVerdict {
@@ -125,8 +164,17 @@ fn plan(ops: Vec<(&str, Option<&[u8]>)>, gate: bool, audit: bool) -> Plan {
                 gated: p == M,
             })
             .collect(),
-        gate: GateSpec { enabled: gate, timeout_secs: 60, stable_for_secs: 1, ..Default::default() },
-        audit: AuditSpec { builtin: audit, script: None, script_timeout_secs: 5 },
+        gate: GateSpec {
+            enabled: gate,
+            timeout_secs: 60,
+            stable_for_secs: 1,
+            ..Default::default()
+        },
+        audit: AuditSpec {
+            builtin: audit,
+            script: None,
+            script_timeout_secs: 5,
+        },
     }
 }
 
@@ -142,7 +190,13 @@ fn states(j: &Journal, id: TxId) -> Vec<State> {
 }
 
 fn engine<'a>(j: &'a Journal, s: &'a MemStorage, g: &'a dyn Gate, a: &'a dyn Audit) -> Engine<'a> {
-    Engine { journal: j, storage: s, gate: g, audit: a, clock: &SystemClock }
+    Engine {
+        journal: j,
+        storage: s,
+        gate: g,
+        audit: a,
+        clock: &SystemClock,
+    }
 }
 
 #[test]
@@ -150,7 +204,9 @@ fn nothing_to_change_is_not_journaled() {
     let (_d, j) = journal();
     let s = MemStorage::default();
     s.put(M, b"same");
-    let out = engine(&j, &s, &NoGate, &NoAudit).run(plan(vec![(M, Some(b"same"))], false, false)).unwrap();
+    let out = engine(&j, &s, &NoGate, &NoAudit)
+        .run(plan(vec![(M, Some(b"same"))], false, false))
+        .unwrap();
     assert_eq!(out, Outcome::Unchanged);
     assert!(j.is_empty().unwrap());
 }
@@ -160,9 +216,16 @@ fn prepared_applied_committed_without_gate() {
     let (_d, j) = journal();
     let s = MemStorage::default();
     s.put(M, b"old");
-    let out = engine(&j, &s, &NoGate, &NoAudit).run(plan(vec![(M, Some(b"new"))], false, false)).unwrap();
-    let Outcome::Committed { txid } = out else { panic!("{out:?}") };
-    assert_eq!(states(&j, txid), vec![State::Prepared, State::Applied, State::Committed]);
+    let out = engine(&j, &s, &NoGate, &NoAudit)
+        .run(plan(vec![(M, Some(b"new"))], false, false))
+        .unwrap();
+    let Outcome::Committed { txid } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        states(&j, txid),
+        vec![State::Prepared, State::Applied, State::Committed]
+    );
     assert_eq!(s.get(M).unwrap(), b"new");
     assert!(j.open_ids().unwrap().is_empty());
     assert!(j.verify_for_tests().is_empty());
@@ -174,14 +237,27 @@ fn full_path_through_gating_auditing_audited() {
     let s = MemStorage::default();
     s.put(M, b"old");
     let g = ScriptedGate::new(vec![passed()]);
-    let out = engine(&j, &s, &g, &FixedAudit(true)).run(plan(vec![(M, Some(b"new"))], true, true)).unwrap();
-    let Outcome::Committed { txid } = out else { panic!("{out:?}") };
+    let out = engine(&j, &s, &g, &FixedAudit(true))
+        .run(plan(vec![(M, Some(b"new"))], true, true))
+        .unwrap();
+    let Outcome::Committed { txid } = out else {
+        panic!("{out:?}")
+    };
     assert_eq!(
         states(&j, txid),
-        vec![State::Prepared, State::Applied, State::Gating, State::Auditing, State::Audited, State::Committed]
+        vec![
+            State::Prepared,
+            State::Applied,
+            State::Gating,
+            State::Auditing,
+            State::Audited,
+            State::Committed
+        ]
     );
     let evs = j.events(txid).unwrap();
-    assert!(evs.iter().any(|e| matches!(e.kind, EventKind::Probe { pid: Some(42), .. })));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Probe { pid: Some(42), .. })));
     assert!(evs.iter().any(|e| matches!(&e.kind, EventKind::Audit { passed: true, output: Some(o), .. } if o.contains("script said"))));
 }
 
@@ -191,15 +267,30 @@ fn gate_failure_rolls_back_and_regates_the_old_component() {
     let s = MemStorage::default();
     s.put(M, b"old");
     let g = ScriptedGate::new(vec![failed("crash loop"), passed()]);
-    let out = engine(&j, &s, &g, &NoAudit).run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
-    let Outcome::RolledBack { txid, cause, reason } = out else { panic!("{out:?}") };
+    let out = engine(&j, &s, &g, &NoAudit)
+        .run(plan(vec![(M, Some(b"new"))], true, false))
+        .unwrap();
+    let Outcome::RolledBack {
+        txid,
+        cause,
+        reason,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
     assert_eq!(cause, RollbackCause::GateFailed);
     assert!(reason.contains("crash loop"));
     assert_eq!(s.get(M).unwrap(), b"old");
     assert_eq!(*g.1.borrow(), vec![Purpose::Forward, Purpose::Rollback]);
     assert_eq!(
         states(&j, txid),
-        vec![State::Prepared, State::Applied, State::Gating, State::RollingBack, State::RolledBack]
+        vec![
+            State::Prepared,
+            State::Applied,
+            State::Gating,
+            State::RollingBack,
+            State::RolledBack
+        ]
     );
     let rec = j.get(txid).unwrap();
     assert_eq!(rec.rollback_cause, Some(RollbackCause::GateFailed));
@@ -211,13 +302,24 @@ fn audit_failure_rolls_back() {
     let s = MemStorage::default();
     s.put(M, b"old");
     let g = ScriptedGate::new(vec![passed(), passed()]);
-    let out = engine(&j, &s, &g, &FixedAudit(false)).run(plan(vec![(M, Some(b"new"))], true, true)).unwrap();
-    let Outcome::RolledBack { txid, cause, .. } = out else { panic!("{out:?}") };
+    let out = engine(&j, &s, &g, &FixedAudit(false))
+        .run(plan(vec![(M, Some(b"new"))], true, true))
+        .unwrap();
+    let Outcome::RolledBack { txid, cause, .. } = out else {
+        panic!("{out:?}")
+    };
     assert_eq!(cause, RollbackCause::AuditFailed);
     assert_eq!(s.get(M).unwrap(), b"old");
     assert_eq!(
         states(&j, txid),
-        vec![State::Prepared, State::Applied, State::Gating, State::Auditing, State::RollingBack, State::RolledBack]
+        vec![
+            State::Prepared,
+            State::Applied,
+            State::Gating,
+            State::Auditing,
+            State::RollingBack,
+            State::RolledBack
+        ]
     );
 }
 
@@ -227,9 +329,16 @@ fn rollback_whose_old_component_stays_down_needs_manual() {
     let s = MemStorage::default();
     s.put(M, b"old");
     let g = ScriptedGate::new(vec![failed("down"), failed("still down")]);
-    let out = engine(&j, &s, &g, &NoAudit).run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
-    let Outcome::NeedsManual { txid, reason } = out else { panic!("{out:?}") };
-    assert!(reason.contains("still down") && reason.contains(M), "{reason}");
+    let out = engine(&j, &s, &g, &NoAudit)
+        .run(plan(vec![(M, Some(b"new"))], true, false))
+        .unwrap();
+    let Outcome::NeedsManual { txid, reason } = out else {
+        panic!("{out:?}")
+    };
+    assert!(
+        reason.contains("still down") && reason.contains(M),
+        "{reason}"
+    );
     assert_eq!(*states(&j, txid).last().unwrap(), State::NeedsManual);
     assert!(j.open_ids().unwrap().is_empty());
 }
@@ -241,9 +350,15 @@ fn write_failure_on_second_file_restores_the_first() {
     s.put(M, b"old");
     s.fail_at.set(Some(2)); // M written (1), P fails (2)
     let out = engine(&j, &s, &NoGate, &NoAudit)
-        .run(plan(vec![(M, Some(b"new")), (P, Some(b"policy"))], false, false))
+        .run(plan(
+            vec![(M, Some(b"new")), (P, Some(b"policy"))],
+            false,
+            false,
+        ))
         .unwrap();
-    let Outcome::RolledBack { cause, .. } = out else { panic!("{out:?}") };
+    let Outcome::RolledBack { cause, .. } = out else {
+        panic!("{out:?}")
+    };
     assert_eq!(cause, RollbackCause::WriteFailed);
     assert_eq!(s.get(M).unwrap(), b"old");
     assert!(s.get(P).is_none());
@@ -256,8 +371,12 @@ fn failing_restore_needs_manual_and_names_the_files() {
     s.put(M, b"old");
     s.fail_at.set(Some(2)); // forward write ok, restore fails
     let g = ScriptedGate::new(vec![failed("down")]);
-    let out = engine(&j, &s, &g, &NoAudit).run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
-    let Outcome::NeedsManual { reason, .. } = out else { panic!("{out:?}") };
+    let out = engine(&j, &s, &g, &NoAudit)
+        .run(plan(vec![(M, Some(b"new"))], true, false))
+        .unwrap();
+    let Outcome::NeedsManual { reason, .. } = out else {
+        panic!("{out:?}")
+    };
     assert!(reason.contains(M));
 }
 
@@ -268,7 +387,10 @@ fn a_file_changed_since_it_was_read_is_refused_before_anything() {
     s.put(M, b"old");
     let mut p = plan(vec![(M, Some(b"new"))], false, false);
     p.ops[0].expect_before = Some(Some(crate::durable::hash(b"other")));
-    assert!(matches!(engine(&j, &s, &NoGate, &NoAudit).run(p), Err(TxnError::Changed { .. })));
+    assert!(matches!(
+        engine(&j, &s, &NoGate, &NoAudit).run(p),
+        Err(TxnError::Changed { .. })
+    ));
     assert_eq!(s.get(M).unwrap(), b"old");
     assert!(j.is_empty().unwrap());
 }
@@ -279,19 +401,45 @@ fn rollback_command_restores_and_refuses_diverged_files() {
     let s = MemStorage::default();
     s.put(M, b"old");
     let e = engine(&j, &s, &NoGate, &NoAudit);
-    let Outcome::Committed { txid } = e.run(plan(vec![(M, Some(b"new")), (P, Some(b"pol"))], false, false)).unwrap() else { panic!() };
-    let rb = e.rollback_plan(txid, GateSpec::default(), AuditSpec::default()).unwrap();
-    let Outcome::Committed { txid: t2 } = e.run(rb).unwrap() else { panic!() };
+    let Outcome::Committed { txid } = e
+        .run(plan(
+            vec![(M, Some(b"new")), (P, Some(b"pol"))],
+            false,
+            false,
+        ))
+        .unwrap()
+    else {
+        panic!()
+    };
+    let rb = e
+        .rollback_plan(txid, GateSpec::default(), AuditSpec::default())
+        .unwrap();
+    let Outcome::Committed { txid: t2 } = e.run(rb).unwrap() else {
+        panic!()
+    };
     assert_eq!(s.get(M).unwrap(), b"old");
-    assert!(s.get(P).is_none(), "a file the transaction created is removed again");
+    assert!(
+        s.get(P).is_none(),
+        "a file the transaction created is removed again"
+    );
     assert_eq!(j.get(t2).unwrap().kind, TxnKind::Rollback { of: txid });
     // Rolling back the same transaction again: the files no longer hold its after side.
-    assert!(matches!(e.rollback_plan(txid, GateSpec::default(), AuditSpec::default()), Err(TxnError::Diverged { .. })));
+    assert!(matches!(
+        e.rollback_plan(txid, GateSpec::default(), AuditSpec::default()),
+        Err(TxnError::Diverged { .. })
+    ));
     // A rolled-back transaction is not committed.
     let g = ScriptedGate::new(vec![failed("x"), passed()]);
     let e2 = engine(&j, &s, &g, &NoAudit);
-    let Outcome::RolledBack { txid: t3, .. } = e2.run(plan(vec![(M, Some(b"zzz"))], true, false)).unwrap() else { panic!() };
-    assert!(matches!(e2.rollback_plan(t3, GateSpec::default(), AuditSpec::default()), Err(TxnError::NotCommitted { .. })));
+    let Outcome::RolledBack { txid: t3, .. } =
+        e2.run(plan(vec![(M, Some(b"zzz"))], true, false)).unwrap()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        e2.rollback_plan(t3, GateSpec::default(), AuditSpec::default()),
+        Err(TxnError::NotCommitted { .. })
+    ));
 }
 
 // ---- recovery table: build each open state by hand, with files on each side ----
@@ -301,7 +449,11 @@ fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[
     let mut recs = Vec::new();
     let mut blobs: Vec<Vec<u8>> = Vec::new();
     for (p, b, a) in files {
-        let meta = FileMeta { mode: 0o640, uid: 0, gid: 0 };
+        let meta = FileMeta {
+            mode: 0o640,
+            uid: 0,
+            gid: 0,
+        };
         recs.push(crate::journal::FileRecord {
             path: p.to_string(),
             before: Some(super::image(b, meta)),
@@ -320,7 +472,12 @@ fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[
         updated_ms: 0,
         summary: "hand-made".into(),
         files: recs,
-        gate: GateSpec { enabled: true, timeout_secs: 60, stable_for_secs: 1, ..Default::default() },
+        gate: GateSpec {
+            enabled: true,
+            timeout_secs: 60,
+            stable_for_secs: 1,
+            ..Default::default()
+        },
         audit: AuditSpec::default(),
         deadline_ms: 0,
         state: State::Prepared,
@@ -334,12 +491,25 @@ fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[
         State::Applied => &[State::Applied],
         State::Gating => &[State::Applied, State::Gating],
         State::Auditing => &[State::Applied, State::Gating, State::Auditing],
-        State::Audited => &[State::Applied, State::Gating, State::Auditing, State::Audited],
+        State::Audited => &[
+            State::Applied,
+            State::Gating,
+            State::Auditing,
+            State::Audited,
+        ],
         State::RollingBack => &[State::Applied, State::Gating, State::RollingBack],
         _ => unreachable!(),
     };
     for st in path {
-        j.set_state(id, *st, None, Some(RollbackCause::GateFailed).filter(|_| *st == State::RollingBack), Durable::Yes, 2).unwrap();
+        j.set_state(
+            id,
+            *st,
+            None,
+            Some(RollbackCause::GateFailed).filter(|_| *st == State::RollingBack),
+            Durable::Yes,
+            2,
+        )
+        .unwrap();
     }
     id
 }
@@ -357,7 +527,12 @@ fn recover_now(j: &Journal, s: &MemStorage, policy: Policy, force: bool) -> Reco
     r
 }
 
-const EARLY: [State; 4] = [State::Prepared, State::Applied, State::Gating, State::Auditing];
+const EARLY: [State; 4] = [
+    State::Prepared,
+    State::Applied,
+    State::Gating,
+    State::Auditing,
+];
 
 #[test]
 fn row1_early_state_all_before_is_aborted() {
@@ -384,10 +559,17 @@ fn row2_early_state_some_or_all_after_restores_before() {
                 s.put(p, if *p == M { b"new" } else { b"p1" });
             }
             let r = recover_now(&j, &s, Policy::Revert, false);
-            assert_eq!(r.transactions[0].state.as_deref(), Some("rolled-back"), "{st} {which:?}");
+            assert_eq!(
+                r.transactions[0].state.as_deref(),
+                Some("rolled-back"),
+                "{st} {which:?}"
+            );
             assert_eq!(s.get(M).unwrap(), b"old");
             assert_eq!(s.get(P).unwrap(), b"p0");
-            assert_eq!(j.get(id).unwrap().rollback_cause, Some(RollbackCause::Recovery));
+            assert_eq!(
+                j.get(id).unwrap().rollback_cause,
+                Some(RollbackCause::Recovery)
+            );
         }
     }
 }
@@ -396,7 +578,12 @@ fn row2_early_state_some_or_all_after_restores_before() {
 fn row2_with_resume_policy_rolls_forward_through_the_gate() {
     let (_d, j) = journal();
     let s = MemStorage::default();
-    let id = open_txn(&j, &s, State::Gating, &[(M, b"old", b"new"), (P, b"p0", b"p1")]);
+    let id = open_txn(
+        &j,
+        &s,
+        State::Gating,
+        &[(M, b"old", b"new"), (P, b"p0", b"p1")],
+    );
     s.put(M, b"new");
     let r = recover_now(&j, &s, Policy::Resume, false);
     assert_eq!(r.transactions[0].state.as_deref(), Some("committed"));
@@ -427,13 +614,21 @@ fn row4_rolling_back_is_finished_from_either_side() {
         let r = recover_now(&j, &s, Policy::Revert, false);
         assert_eq!(r.transactions[0].state.as_deref(), Some("rolled-back"));
         assert_eq!(s.get(M).unwrap(), b"old");
-        assert_eq!(j.get(id).unwrap().rollback_cause, Some(RollbackCause::GateFailed));
+        assert_eq!(
+            j.get(id).unwrap().rollback_cause,
+            Some(RollbackCause::GateFailed)
+        );
     }
 }
 
 #[test]
 fn row5_a_file_matching_neither_hash_is_a_conflict_and_untouched() {
-    for st in [State::Prepared, State::Gating, State::Audited, State::RollingBack] {
+    for st in [
+        State::Prepared,
+        State::Gating,
+        State::Audited,
+        State::RollingBack,
+    ] {
         let (_d, j) = journal();
         let s = MemStorage::default();
         let id = open_txn(&j, &s, st, &[(M, b"old", b"new"), (P, b"p0", b"p1")]);
@@ -442,9 +637,17 @@ fn row5_a_file_matching_neither_hash_is_a_conflict_and_untouched() {
         let r = recover_now(&j, &s, Policy::Revert, false);
         assert!(r.has_conflicts());
         assert_eq!(s.get(M).unwrap(), b"edited by hand");
-        assert_eq!(s.get(P).unwrap(), b"p1", "nothing of a conflicting transaction is changed");
+        assert_eq!(
+            s.get(P).unwrap(),
+            b"p1",
+            "nothing of a conflicting transaction is changed"
+        );
         assert_eq!(j.get(id).unwrap().state, st, "left open");
-        assert!(j.events(id).unwrap().iter().any(|e| matches!(e.kind, EventKind::Conflict { .. })));
+        assert!(j
+            .events(id)
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Conflict { .. })));
         // --force restores the before side.
         let r = recover_now(&j, &s, Policy::Revert, true);
         assert!(!r.transactions.is_empty());
@@ -475,8 +678,12 @@ fn illegal_transitions_are_refused_by_the_journal() {
         j.set_state(id, State::RolledBack, None, None, Durable::Yes, 3),
         Err(JournalError::BadTransition { .. })
     ));
-    j.set_state(id, State::Committed, None, None, Durable::Yes, 3).unwrap();
+    j.set_state(id, State::Committed, None, None, Durable::Yes, 3)
+        .unwrap();
     for st in State::ALL {
-        assert!(j.set_state(id, st, None, None, Durable::Yes, 4).is_err(), "committed -> {st}");
+        assert!(
+            j.set_state(id, st, None, None, Durable::Yes, 4).is_err(),
+            "committed -> {st}"
+        );
     }
 }

@@ -12,6 +12,22 @@ use clap::ArgMatches;
 use kharden_manifest::{Change, Edited};
 use std::path::Path;
 
+/// The absolute path of a file named on the command line (its directory canonicalized, the
+/// name itself kept, so that a symlink is still refused by the storage layer). The journal
+/// stores absolute paths: recovery may run from another working directory.
+pub fn absolute(path: &Path) -> Result<std::path::PathBuf, CliError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| CliError::error(format!("{}: not a file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir)
+        .map_err(|e| CliError::error(format!("{}: {e}", dir.display())))?;
+    Ok(dir.join(name))
+}
+
 /// Read a manifest the way the engine will (no symlinks, regular files only).
 fn read_manifest(path: &Path) -> Result<Vec<u8>, CliError> {
     match RealStorage.read(path)? {
@@ -21,7 +37,12 @@ fn read_manifest(path: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 /// Run the editor, turning a refusal into "file: line N: reason".
-fn run_editor(path: &Path, contents: &[u8], container: Option<&str>, changes: &[Change]) -> Result<Edited, CliError> {
+fn run_editor(
+    path: &Path,
+    contents: &[u8],
+    container: Option<&str>,
+    changes: &[Change],
+) -> Result<Edited, CliError> {
     if changes.is_empty() {
         return Err(CliError::new(exit::USAGE, "no change given (use --set, --unset, --add-item, --remove-item, --at-least or --set-key)"));
     }
@@ -30,10 +51,17 @@ fn run_editor(path: &Path, contents: &[u8], container: Option<&str>, changes: &[
 }
 
 fn summary(path: &Path, changes: &[Change]) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!(
         "apply {name}: {}",
-        changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -66,12 +94,69 @@ pub fn edit(ctx: &Ctx<'_>, a: &EditArgs, m: &ArgMatches) -> CliResult {
 
 pub fn apply(ctx: &Ctx<'_>, a: &ApplyArgs, m: &ArgMatches) -> CliResult {
     let changes = ordered_changes(m)?;
-    let contents = read_manifest(&a.manifest)?;
-    let edited = run_editor(&a.manifest, &contents, a.container.as_deref(), &changes)?;
-    let path_str = a.manifest.display().to_string();
+    if changes.is_empty() {
+        return Err(CliError::new(exit::USAGE, "no change given (use --set, --unset, --add-item, --remove-item, --at-least or --set-key)"));
+    }
+    // Lock and recover first: recovery may change the very file we are about to edit.
+    let held = if a.dry_run {
+        None
+    } else {
+        let lock = ctx.lock()?;
+        let journal = ctx.open_journal()?;
+        auto_recover(&journal)?;
+        Some((lock, journal))
+    };
+    let gate_spec = ctx.gate_spec(&a.gate, a.container.as_deref());
+    let prepared = (|| {
+        let contents = read_manifest(&a.manifest)?;
+        let edited = run_editor(&a.manifest, &contents, a.container.as_deref(), &changes)?;
+        if gate_spec.enabled && !edited.unchanged() {
+            // Refuse before any change when the gate could not run (no probe, no argv).
+            crate::probe_gate::params_for(
+                &ctx.root,
+                &gate_spec,
+                &edited.output,
+                None,
+                std::time::SystemTime::now(),
+            )
+            .map_err(|why| {
+                CliError::error(format!(
+                    "{}: cannot gate this change: {why}",
+                    a.manifest.display()
+                ))
+            })?;
+        }
+        Ok::<_, CliError>((contents, edited, absolute(&a.manifest)?))
+    })();
+    let (contents, edited, path) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // Bad input changes nothing; the journal says why (not for --dry-run, which
+            // journals nothing).
+            if let Some((_, journal)) = &held {
+                let id = journal.record_refusal(
+                    TxnKind::Apply,
+                    summary(&a.manifest, &changes),
+                    Vec::new(),
+                    format!("{}: {}", a.manifest.display(), e.message),
+                    crate::txn::to_ms(std::time::SystemTime::now()),
+                )?;
+                return Err(CliError::new(
+                    e.code,
+                    format!("{} (refusal recorded as transaction {id})", e.message),
+                ));
+            }
+            return Err(e);
+        }
+    };
+    let path_str = path.display().to_string();
     let diff = format::unified(&path_str, Some(&contents), Some(&edited.output));
-    if a.dry_run || edited.unchanged() {
-        let result = if edited.unchanged() { "unchanged" } else { "dry-run" };
+    let Some((_lock, journal)) = held.filter(|_| !edited.unchanged()) else {
+        let result = if edited.unchanged() {
+            "unchanged"
+        } else {
+            "dry-run"
+        };
         let text = if edited.unchanged() {
             format!("{path_str}: unchanged (already so)\n")
         } else {
@@ -79,13 +164,9 @@ pub fn apply(ctx: &Ctx<'_>, a: &ApplyArgs, m: &ArgMatches) -> CliResult {
         };
         ctx.print(&text, serde_json::json!({"result": result, "changed": false, "file": path_str, "diff": diff, "exit_code": 0}));
         return Ok(exit::SUCCESS);
-    }
-    let _lock = ctx.lock()?;
-    let journal = ctx.open_journal()?;
-    auto_recover(&journal)?;
-    let gate_spec = ctx.gate_spec(&a.gate, a.container.as_deref());
+    };
     let audit_spec = ctx.audit_spec(&a.audit);
-    let gate = gate_for(&gate_spec);
+    let gate = gate_for(ctx, &gate_spec);
     let audit = audit_for(&audit_spec);
     let engine = Engine {
         journal: &journal,
@@ -98,7 +179,7 @@ pub fn apply(ctx: &Ctx<'_>, a: &ApplyArgs, m: &ArgMatches) -> CliResult {
         kind: TxnKind::Apply,
         summary: summary(&a.manifest, &changes),
         ops: vec![FileOp {
-            path: a.manifest.clone(),
+            path: path.clone(),
             after: Some(edited.output.clone()),
             expect_before: Some(Some(hash(&contents))),
             changes: changes.clone(),
@@ -114,7 +195,13 @@ pub fn apply(ctx: &Ctx<'_>, a: &ApplyArgs, m: &ArgMatches) -> CliResult {
 /// Print an outcome and return its exit code.
 pub fn report(ctx: &Ctx<'_>, outcome: &Outcome, what: &str, diff: &str) -> u8 {
     let (result, code, text, txid, reason) = match outcome {
-        Outcome::Unchanged => ("unchanged", exit::SUCCESS, format!("{what}: unchanged (already so)\n"), None, None),
+        Outcome::Unchanged => (
+            "unchanged",
+            exit::SUCCESS,
+            format!("{what}: unchanged (already so)\n"),
+            None,
+            None,
+        ),
         Outcome::Committed { txid } => (
             "committed",
             exit::SUCCESS,
@@ -122,7 +209,11 @@ pub fn report(ctx: &Ctx<'_>, outcome: &Outcome, what: &str, diff: &str) -> u8 {
             Some(*txid),
             None,
         ),
-        Outcome::RolledBack { txid, cause, reason } => {
+        Outcome::RolledBack {
+            txid,
+            cause,
+            reason,
+        } => {
             let code = match cause {
                 RollbackCause::GateFailed => exit::ROLLED_BACK_GATE,
                 RollbackCause::AuditFailed => exit::ROLLED_BACK_AUDIT,
@@ -144,7 +235,10 @@ pub fn report(ctx: &Ctx<'_>, outcome: &Outcome, what: &str, diff: &str) -> u8 {
             Some(reason.clone()),
         ),
     };
-    if code == exit::NEEDS_MANUAL || code == exit::ROLLED_BACK_GATE || code == exit::ROLLED_BACK_AUDIT {
+    if code == exit::NEEDS_MANUAL
+        || code == exit::ROLLED_BACK_GATE
+        || code == exit::ROLLED_BACK_AUDIT
+    {
         if !ctx.json {
             eprint!("{text}");
         }
@@ -164,7 +258,7 @@ pub fn rollback(ctx: &Ctx<'_>, a: &RollbackArgs) -> CliResult {
     auto_recover(&journal)?;
     let gate_spec = ctx.gate_spec(&a.gate, None);
     let audit_spec = ctx.audit_spec(&a.audit);
-    let gate = gate_for(&gate_spec);
+    let gate = gate_for(ctx, &gate_spec);
     let audit = audit_for(&audit_spec);
     let engine = Engine {
         journal: &journal,
@@ -177,8 +271,17 @@ pub fn rollback(ctx: &Ctx<'_>, a: &RollbackArgs) -> CliResult {
     let mut diff = String::new();
     for op in &plan.ops {
         let cur = RealStorage.read(&op.path)?.map(|s| s.contents);
-        diff.push_str(&format::unified(&op.path.display().to_string(), cur.as_deref(), op.after.as_deref()));
+        diff.push_str(&format::unified(
+            &op.path.display().to_string(),
+            cur.as_deref(),
+            op.after.as_deref(),
+        ));
     }
     let outcome = engine.run(plan)?;
-    Ok(report(ctx, &outcome, &format!("rollback of transaction {}", a.txid), &diff))
+    Ok(report(
+        ctx,
+        &outcome,
+        &format!("rollback of transaction {}", a.txid),
+        &diff,
+    ))
 }

@@ -24,7 +24,9 @@ fn open_for_read(ctx: &Ctx<'_>) -> Result<Option<Journal>, CliError> {
 fn image_json(img: &Option<Image>) -> Value {
     match img {
         None => Value::Null,
-        Some(i) => json!({"hash": hex(&i.hash), "len": i.len, "mode": format!("{:04o}", i.meta.mode), "uid": i.meta.uid, "gid": i.meta.gid}),
+        Some(i) => {
+            json!({"hash": hex(&i.hash), "len": i.len, "mode": format!("{:04o}", i.meta.mode), "uid": i.meta.uid, "gid": i.meta.gid})
+        }
     }
 }
 
@@ -67,16 +69,32 @@ fn event_text(e: &Event) -> String {
         },
         EventKind::FileWritten { path, side } => format!("wrote {path} ({side:?} side)"),
         EventKind::FileRemoved { path, side } => format!("removed {path} ({side:?} side)"),
-        EventKind::Probe { class, pid, restarted, detail } => format!(
+        EventKind::Probe {
+            class,
+            pid,
+            restarted,
+            detail,
+        } => format!(
             "probe {class:?} pid={} {}{}",
             pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            if *restarted { "(restarted) " } else { "(old or none) " },
+            if *restarted {
+                "(restarted) "
+            } else {
+                "(old or none) "
+            },
             detail
         ),
-        EventKind::Audit { passed, detail, output } => format!(
+        EventKind::Audit {
+            passed,
+            detail,
+            output,
+        } => format!(
             "audit {}: {detail}{}",
             if *passed { "passed" } else { "FAILED" },
-            output.as_ref().map(|o| format!("\n{}", indent(o, "        │ "))).unwrap_or_default()
+            output
+                .as_ref()
+                .map(|o| format!("\n{}", indent(o, "        │ ")))
+                .unwrap_or_default()
         ),
         EventKind::Recovery { action } => format!("recovery: {action}"),
         EventKind::Conflict { path, found } => format!(
@@ -89,7 +107,10 @@ fn event_text(e: &Event) -> String {
 }
 
 fn indent(s: &str, prefix: &str) -> String {
-    s.lines().map(|l| format!("{prefix}{l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn event_json(e: &Event) -> Value {
@@ -110,7 +131,13 @@ pub fn journal(ctx: &Ctx<'_>, cmd: &JournalCommand) -> CliResult {
         JournalCommand::Log { limit, state } => {
             let filter = match state {
                 Some(s) => Some(State::parse(s).ok_or_else(|| {
-                    CliError::new(exit::USAGE, format!("unknown state {s:?}; one of: {}", State::ALL.map(|s| s.name()).join(", ")))
+                    CliError::new(
+                        exit::USAGE,
+                        format!(
+                            "unknown state {s:?}; one of: {}",
+                            State::ALL.map(|s| s.name()).join(", ")
+                        ),
+                    )
                 })?),
                 None => None,
             };
@@ -121,15 +148,27 @@ pub fn journal(ctx: &Ctx<'_>, cmd: &JournalCommand) -> CliResult {
             let recs = j.list(*limit, filter)?;
             let mut text = String::new();
             for (i, r) in recs.iter().enumerate() {
-                text.push_str(&format!("{}  {} {} {}\n", glyph(r.state), r.id, r.state, time(r.created_ms)));
+                text.push_str(&format!(
+                    "{}  {} {} {}\n",
+                    glyph(r.state),
+                    r.id,
+                    r.state,
+                    time(r.created_ms)
+                ));
                 let bar = if i + 1 == recs.len() { " " } else { "│" };
                 text.push_str(&format!("{bar}  {}\n", r.summary));
                 for f in &r.files {
                     text.push_str(&format!(
                         "{bar}  {} {} -> {}\n",
                         f.path,
-                        f.before.as_ref().map(|i| short(&i.hash)).unwrap_or_else(|| "(absent)".into()),
-                        f.after.as_ref().map(|i| short(&i.hash)).unwrap_or_else(|| "(absent)".into())
+                        f.before
+                            .as_ref()
+                            .map(|i| short(&i.hash))
+                            .unwrap_or_else(|| "(absent)".into()),
+                        f.after
+                            .as_ref()
+                            .map(|i| short(&i.hash))
+                            .unwrap_or_else(|| "(absent)".into())
                     ));
                 }
                 if let Some(reason) = &r.reason {
@@ -139,7 +178,10 @@ pub fn journal(ctx: &Ctx<'_>, cmd: &JournalCommand) -> CliResult {
             if recs.is_empty() {
                 text.push_str("no transactions\n");
             }
-            ctx.print(&text, json!({"transactions": recs.iter().map(txn_json).collect::<Vec<_>>()}));
+            ctx.print(
+                &text,
+                json!({"transactions": recs.iter().map(txn_json).collect::<Vec<_>>()}),
+            );
             Ok(exit::SUCCESS)
         }
         JournalCommand::Show { txid } => {
@@ -208,7 +250,10 @@ pub fn journal(ctx: &Ctx<'_>, cmd: &JournalCommand) -> CliResult {
                 text.push_str(&d);
                 files.push(json!({"path": f.path, "diff": d}));
             }
-            ctx.print(&text, json!({"txid": r.id, "state": r.state.name(), "files": files}));
+            ctx.print(
+                &text,
+                json!({"txid": r.id, "state": r.state.name(), "files": files}),
+            );
             Ok(exit::SUCCESS)
         }
         JournalCommand::Verify => {
@@ -217,7 +262,11 @@ pub fn journal(ctx: &Ctx<'_>, cmd: &JournalCommand) -> CliResult {
             let faults = j.verify()?;
             let n = j.len()?;
             let open = j.open_ids()?.len();
-            let code = if faults.is_empty() { exit::SUCCESS } else { exit::JOURNAL_FAULT };
+            let code = if faults.is_empty() {
+                exit::SUCCESS
+            } else {
+                exit::JOURNAL_FAULT
+            };
             let mut text = format!("{n} transactions, {open} open: ");
             if faults.is_empty() {
                 text.push_str("journal OK (redb integrity, every blob re-hashed, every state machine replayed)\n");
@@ -226,7 +275,9 @@ pub fn journal(ctx: &Ctx<'_>, cmd: &JournalCommand) -> CliResult {
                 for f in &faults {
                     text.push_str(&format!(
                         "  {}{}\n",
-                        f.txid.map(|t| format!("transaction {t}: ")).unwrap_or_default(),
+                        f.txid
+                            .map(|t| format!("transaction {t}: "))
+                            .unwrap_or_default(),
                         f.what
                     ));
                 }

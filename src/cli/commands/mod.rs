@@ -14,6 +14,7 @@ use crate::gate::{Gate, NoGate};
 use crate::journal::{AuditSpec, GateSpec, Journal};
 use crate::lock::{self, LockError, StateLock};
 use crate::paths::HostRoot;
+use crate::probe_gate::ProbeGate;
 use crate::txn::{self, Engine, Policy, SystemClock};
 use clap::ArgMatches;
 use kharden_manifest::Change;
@@ -30,10 +31,12 @@ impl Ctx<'_> {
     /// Take the state directory's lock (creating the directory when needed).
     pub fn lock(&self) -> Result<StateLock, CliError> {
         crate::journal::prepare_state_dir(&self.cli.state_dir)?;
-        lock::acquire(&self.cli.state_dir, Duration::from_secs(self.cli.wait)).map_err(|e| match e {
-            LockError::Held { .. } => CliError::new(exit::LOCKED, e.to_string()),
-            other => CliError::from(other),
-        })
+        lock::acquire(&self.cli.state_dir, Duration::from_secs(self.cli.wait)).map_err(
+            |e| match e {
+                LockError::Held { .. } => CliError::new(exit::LOCKED, e.to_string()),
+                other => CliError::from(other),
+            },
+        )
     }
 
     pub fn open_journal(&self) -> Result<Journal, CliError> {
@@ -76,8 +79,12 @@ impl Ctx<'_> {
 }
 
 /// The gate for a spec: none, or the real probe gate.
-pub fn gate_for(_spec: &GateSpec) -> Box<dyn Gate> {
-    Box::new(NoGate)
+pub fn gate_for(ctx: &Ctx<'_>, spec: &GateSpec) -> Box<dyn Gate> {
+    if spec.enabled {
+        Box::new(ProbeGate::new(ctx.root.clone(), ctx.json))
+    } else {
+        Box::new(NoGate)
+    }
 }
 
 pub fn audit_for(spec: &AuditSpec) -> Box<dyn Audit> {
@@ -120,11 +127,13 @@ pub fn auto_recover(journal: &Journal) -> Result<(), CliError> {
 pub fn ordered_changes(matches: &ArgMatches) -> Result<Vec<Change>, CliError> {
     let mut all: Vec<(usize, Change)> = Vec::new();
     for (id, kind) in ChangeArgs::IDS {
-        let (Some(vals), Some(idx)) = (matches.get_many::<String>(id), matches.indices_of(id)) else {
+        let (Some(vals), Some(idx)) = (matches.get_many::<String>(id), matches.indices_of(id))
+        else {
             continue;
         };
         for (v, i) in vals.zip(idx) {
-            let c = Change::parse_cli(kind, v).map_err(|e| CliError::new(exit::USAGE, format!("--{kind} {v}: {e}")))?;
+            let c = Change::parse_cli(kind, v)
+                .map_err(|e| CliError::new(exit::USAGE, format!("--{kind} {v}: {e}")))?;
             all.push((i, c));
         }
     }
@@ -140,8 +149,16 @@ pub fn run(cli: &Cli, matches: &ArgMatches) -> CliResult {
     };
     let sub = matches.subcommand().map(|(_, m)| m);
     match &cli.command {
-        Command::Apply(a) => apply::apply(&ctx, a, sub.ok_or_else(|| CliError::error("no subcommand"))?),
-        Command::Edit(a) => apply::edit(&ctx, a, sub.ok_or_else(|| CliError::error("no subcommand"))?),
+        Command::Apply(a) => apply::apply(
+            &ctx,
+            a,
+            sub.ok_or_else(|| CliError::error("no subcommand"))?,
+        ),
+        Command::Edit(a) => apply::edit(
+            &ctx,
+            a,
+            sub.ok_or_else(|| CliError::error("no subcommand"))?,
+        ),
         Command::Rollback(a) => apply::rollback(&ctx, a),
         Command::Recover(a) => recover::recover(&ctx, a),
         Command::Journal(j) => journal::journal(&ctx, j),

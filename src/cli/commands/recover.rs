@@ -11,8 +11,12 @@ use crate::txn::{self, Engine, SystemClock};
 pub fn recover(ctx: &Ctx<'_>, a: &RecoverArgs) -> CliResult {
     let _lock = ctx.lock()?;
     let journal = ctx.open_journal()?;
-    let gate = gate_for(&ctx.gate_spec(&a.gate, None));
-    let audit = audit_for(&AuditSpec { builtin: true, script: None, script_timeout_secs: 30 });
+    let gate = gate_for(ctx, &ctx.gate_spec(&a.gate, None));
+    let audit = audit_for(&AuditSpec {
+        builtin: true,
+        script: None,
+        script_timeout_secs: 30,
+    });
     let engine = Engine {
         journal: &journal,
         storage: &RealStorage,
@@ -37,7 +41,13 @@ pub fn recover(ctx: &Ctx<'_>, a: &RecoverArgs) -> CliResult {
             text.push_str(&format!("  removed temp file of {p}\n"));
         }
         for p in &t.conflicts {
-            text.push_str(&format!("  CONFLICT: {p} matches neither side\n"));
+            if t.state.is_none() {
+                text.push_str(&format!("  CONFLICT: {p} matches neither side\n"));
+            } else {
+                text.push_str(&format!(
+                    "  overwritten (--force): {p} matched neither side\n"
+                ));
+            }
         }
     }
     let code = if report.has_conflicts() {

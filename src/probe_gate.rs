@@ -1,0 +1,204 @@
+//! The real health gate: kharden's [`Gate`] over `kharden-gate` (restart proof from `/proc`,
+//! a kubelet-like probe, a stability window, a deadline).
+//!
+//! What is probed comes from the manifest being gated: its container's argv is the restart
+//! proof, its `startupProbe`/`readinessProbe`/`livenessProbe` `httpGet` is the probe
+//! (`--health-url` overrides). HTTPS verifies against the cluster CA (`--cacert`, else
+//! `<root>/etc/kubernetes/pki/ca.crt`) and against a name the certificate carries: for the
+//! API server, its `--advertise-address`, else `kubernetes` (kubeadm's serving certificate has
+//! no 127.0.0.1 name). A client certificate (`--cert`/`--key`, else kubeadm's
+//! `apiserver-kubelet-client`) is presented, so that `--anonymous-auth=false` does not turn
+//! the probe into a 401.
+
+use crate::gate::{Gate, GateRequest, GateVerdict, Observation};
+use crate::journal::{GateSpec, ProbeClass};
+use crate::paths::HostRoot;
+use kharden_gate::probe::{
+    default_server_name, discover_client_cert, discover_cluster_ca, probe_target_from_pod,
+    ClientCertFiles, Scheme, TlsSettings,
+};
+use kharden_gate::{GateParams, ProbeClass as GClass};
+use kharden_manifest::flags::last_value;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// The probe gate.
+#[derive(Debug, Clone)]
+pub struct ProbeGate {
+    pub root: HostRoot,
+    /// Draw a progress line on stderr (a terminal, not `-o json`).
+    pub progress: bool,
+    /// Poll interval of the gate loop.
+    pub poll: Duration,
+}
+
+impl ProbeGate {
+    pub fn new(root: HostRoot, json: bool) -> Self {
+        ProbeGate {
+            root,
+            progress: !json && std::io::stderr().is_terminal(),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Build the gate's parameters for one manifest: the argv to prove and the probe to run.
+/// Errors say why the gate cannot run (no probe and no `--health-url`, unreadable manifest),
+/// so that `apply` can refuse before changing anything.
+pub fn params_for(
+    root: &HostRoot,
+    spec: &GateSpec,
+    manifest: &[u8],
+    started_after: Option<SystemTime>,
+    deadline: SystemTime,
+) -> Result<GateParams, String> {
+    let info = kharden_manifest::inspect(manifest, spec.container.as_deref())
+        .map_err(|e| e.to_string())?;
+    let probe = info.probes.first();
+    let target = match (&spec.health_url, probe) {
+        (Some(url), _) => probe_target_from_pod("", None, 0, "", Some(url)),
+        (None, Some(p)) => probe_target_from_pod(&p.scheme, p.host.as_deref(), p.port, &p.path, None),
+        (None, None) => {
+            return Err(format!(
+                "container {} has no httpGet startup, readiness or liveness probe; give --health-url (or --no-gate)",
+                info.container
+            ))
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let pki = root.pki_dir();
+    let flags = info.argv.get(info.flags_start..).unwrap_or_default();
+    let tls = if target.scheme == Scheme::Https {
+        let advertise = last_value(flags, "advertise-address").flatten();
+        let is_apiserver = info.component.as_deref() == Some("kube-apiserver");
+        TlsSettings {
+            ca_file: spec
+                .cacert
+                .as_ref()
+                .map(PathBuf::from)
+                .or_else(|| discover_cluster_ca(&pki)),
+            server_name: if is_apiserver {
+                Some(default_server_name(advertise.as_deref()))
+            } else {
+                None
+            },
+            client_cert: match (&spec.cert, &spec.key) {
+                (Some(c), Some(k)) => Some(ClientCertFiles {
+                    cert: c.into(),
+                    key: k.into(),
+                }),
+                _ if is_apiserver => discover_client_cert(&pki),
+                _ => None,
+            },
+        }
+    } else {
+        TlsSettings::default()
+    };
+    let mut p = GateParams::new(info.argv.clone(), started_after, deadline, target, tls);
+    p.stable_for = Duration::from_secs(spec.stable_for_secs);
+    p.proc_root = root.proc_dir();
+    Ok(p)
+}
+
+fn class(c: GClass) -> ProbeClass {
+    match c {
+        GClass::Healthy(_) => ProbeClass::Healthy,
+        GClass::Down => ProbeClass::Down,
+        GClass::Unauthorized(_) => ProbeClass::Unauthorized,
+        GClass::ServerError(_) => ProbeClass::ServerError,
+        GClass::Timeout => ProbeClass::Timeout,
+        GClass::OtherStatus(_) | GClass::Error => ProbeClass::OtherStatus,
+        GClass::TlsError => ProbeClass::TlsError,
+    }
+}
+
+const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+impl Gate for ProbeGate {
+    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+        let Some((path, manifest)) = req.manifests.first() else {
+            return GateVerdict::Passed {
+                pid: None,
+                argv: None,
+            };
+        };
+        let mut params =
+            match params_for(&self.root, req.spec, manifest, req.written_at, req.deadline) {
+                Ok(p) => p,
+                Err(why) => {
+                    return GateVerdict::Failed {
+                        reason: format!("{}: {why}", path.display()),
+                    }
+                }
+            };
+        params.poll_interval = self.poll;
+        let what = format!(
+            "{} ({})",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            match req.purpose {
+                crate::gate::Purpose::Forward => "new",
+                crate::gate::Purpose::Rollback => "restored",
+            }
+        );
+        let mut tick = 0usize;
+        let progress = self.progress;
+        let deadline = req.deadline;
+        let verdict = kharden_gate::run_gate(&params, &mut |o| {
+            if progress {
+                let left = deadline
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .as_secs();
+                let pid = o
+                    .pid
+                    .map(|p| format!("pid {p}"))
+                    .unwrap_or_else(|| "waiting for the restart".into());
+                eprint!(
+                    "\r\x1b[2K{} gate {what}: {pid}, {} (healthy streak {}), {left}s left",
+                    SPINNER[tick % SPINNER.len()],
+                    o.class,
+                    o.streak
+                );
+                let _ = std::io::stderr().flush();
+                tick += 1;
+            }
+            observe(Observation {
+                time: o.at,
+                class: class(o.class),
+                pid: o.pid.map(|p| p as i32),
+                restarted: o.pid.is_some(),
+                detail: if o.note.is_empty() {
+                    format!("{}: {}", o.class, o.detail)
+                } else {
+                    format!("{}: {} ({})", o.class, o.detail, o.note)
+                },
+            });
+        });
+        if progress {
+            eprint!("\r\x1b[2K");
+            let _ = std::io::stderr().flush();
+        }
+        match verdict {
+            kharden_gate::GateVerdict::Passed {
+                pid,
+                argv,
+                healthy_probes,
+                stable_for,
+            } => {
+                tracing::info!(
+                    "gate passed: pid {pid}, {healthy_probes} healthy probes over {stable_for:?}"
+                );
+                GateVerdict::Passed {
+                    pid: Some(pid as i32),
+                    argv: Some(argv),
+                }
+            }
+            kharden_gate::GateVerdict::Failed { reason, detail, .. } => GateVerdict::Failed {
+                reason: format!("{reason}: {detail}"),
+            },
+        }
+    }
+}

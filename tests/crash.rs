@@ -1,0 +1,193 @@
+//! The crash suite: kill `kharden apply` (and then `kharden recover`) at every failpoint with
+//! SIGKILL, recover, and check DESIGN.md's invariants 1-6. Needs `--features failpoints`.
+#![cfg(feature = "failpoints")]
+
+mod common;
+
+use common::*;
+use std::os::unix::process::ExitStatusExt;
+
+/// Run a command with `KHARDEN_CRASH_AT=n`; returns whether it was killed at the point.
+fn run_crashing(mut cmd: assert_cmd::Command, n: usize) -> bool {
+    let out = cmd.env("KHARDEN_CRASH_AT", n.to_string()).output().unwrap();
+    match out.status.signal() {
+        Some(9) => true,
+        Some(s) => panic!("killed by unexpected signal {s}"),
+        None => {
+            assert!(
+                out.status.code() == Some(0),
+                "crash point {n}: exited {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+    }
+}
+
+/// DESIGN.md invariants after recovery.
+fn check_invariants(node: &Node, before: &[u8], after: &[u8], what: &str) {
+    let now = node.read();
+    // 1: byte-identical to one side, never partial.
+    assert!(
+        now == before || now == after,
+        "{what}: file is neither before nor after ({} bytes)",
+        now.len()
+    );
+    // 2: a committed transaction leaves the after-state.
+    let log = node.log();
+    for t in log["transactions"].as_array().unwrap() {
+        let st = t["state"].as_str().unwrap();
+        // no open transaction after recovery
+        assert!(
+            ["committed", "rolled-back", "aborted"].contains(&st),
+            "{what}: transaction {} left {st}",
+            t["txid"]
+        );
+        if st == "committed" && t["kind"] == "apply" {
+            assert_eq!(now, after, "{what}: committed but the file is not at after");
+        }
+    }
+    // 4: no stray file kubelet would load, no temp file left.
+    assert_eq!(
+        node.manifest_dir_entries(),
+        vec!["kube-apiserver.yaml".to_string()],
+        "{what}"
+    );
+    // 6: mode and owner kept.
+    node.assert_meta_kept();
+    // The journal is consistent.
+    node.kharden()
+        .args(["journal", "verify"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn kill_apply_at_every_failpoint_then_recover() {
+    let after = edited(APISERVER, &profiling_false());
+    let mut n = 1;
+    loop {
+        let node = Node::new();
+        let mut cmd = node.kharden();
+        cmd.args([
+            "apply",
+            path_str(&node.manifest),
+            "--set",
+            "profiling=false",
+            "--no-gate",
+        ]);
+        let crashed = run_crashing(cmd, n);
+        if !crashed {
+            // Past the last point: the uncrashed run committed.
+            assert_eq!(node.read(), after);
+            check_invariants(&node, APISERVER, &after, "no crash");
+            assert!(n > 10, "too few failpoints hit ({n})");
+            break;
+        }
+        node.kharden().arg("recover").assert().success();
+        check_invariants(
+            &node,
+            APISERVER,
+            &after,
+            &format!("apply killed at point {n}"),
+        );
+        // Recovering again changes nothing.
+        let snapshot = node.read();
+        node.kharden()
+            .arg("recover")
+            .assert()
+            .success()
+            .stdout(predicates::str::contains("nothing to recover"));
+        assert_eq!(node.read(), snapshot);
+        n += 1;
+    }
+}
+
+#[test]
+fn kill_recover_at_every_failpoint_then_recover_again() {
+    let after = edited(APISERVER, &profiling_false());
+    // Crash apply right after the rename (the file holds the after side, gate never passed).
+    let mut m = 1;
+    loop {
+        let node = Node::new();
+        let mut cmd = node.kharden();
+        cmd.args([
+            "apply",
+            path_str(&node.manifest),
+            "--set",
+            "profiling=false",
+            "--no-gate",
+        ])
+        .env("KHARDEN_CRASH_AT", "durable.replace.renamed");
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.signal(), Some(9));
+        assert_eq!(node.read(), after);
+        let mut rc = node.kharden();
+        rc.arg("recover");
+        let crashed = run_crashing(rc, m);
+        node.kharden().arg("recover").assert().success();
+        check_invariants(
+            &node,
+            APISERVER,
+            &after,
+            &format!("recover killed at point {m}"),
+        );
+        assert_eq!(node.read(), APISERVER, "revert policy restores before");
+        if !crashed {
+            assert!(m > 3, "too few recovery failpoints ({m})");
+            break;
+        }
+        m += 1;
+    }
+}
+
+#[test]
+fn a_file_edited_behind_our_back_is_a_conflict_and_untouched() {
+    let node = Node::new();
+    let out = node
+        .kharden()
+        .args([
+            "apply",
+            path_str(&node.manifest),
+            "--set",
+            "profiling=false",
+            "--no-gate",
+        ])
+        .env("KHARDEN_CRASH_AT", "durable.replace.dir_synced")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(9));
+    let hand = b"# edited by an operator during the outage\n".to_vec();
+    std::fs::write(&node.manifest, &hand).unwrap();
+    node.kharden()
+        .arg("recover")
+        .assert()
+        .code(6)
+        .stdout(predicates::str::contains("CONFLICT"));
+    assert_eq!(node.read(), hand, "a conflicting file is never overwritten");
+    // Every command that changes files refuses while the conflict stands.
+    node.kharden()
+        .args([
+            "apply",
+            path_str(&node.manifest),
+            "--set",
+            "profiling=true",
+            "--no-gate",
+        ])
+        .assert()
+        .code(6);
+    assert_eq!(node.read(), hand);
+    let show = node
+        .kharden()
+        .args(["journal", "show", "1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&show.stdout).contains("conflict"));
+    // --force restores the before side.
+    node.kharden()
+        .args(["recover", "--force"])
+        .assert()
+        .success();
+    assert_eq!(node.read(), APISERVER);
+}
