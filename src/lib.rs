@@ -18,6 +18,7 @@
 //! ```
 
 pub mod audit;
+pub mod cis;
 pub mod cli;
 pub mod durable;
 pub mod exit;

@@ -73,6 +73,63 @@ pub enum Command {
     /// Inspect and maintain the journal.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Evaluate the CIS benchmark's control-plane controls on this node.
+    Audit(CisAuditArgs),
+    /// Fix every failing control that can be fixed safely, one gated transaction at a time.
+    Harden(HardenArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct CisAuditArgs {
+    /// Benchmark version (see the catalog).
+    #[arg(long, default_value = kharden_catalog::DEFAULT_BENCHMARK)]
+    pub benchmark: String,
+    /// Static pod manifests directory (default: <root>/etc/kubernetes/manifests).
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Report format (`-o json` also selects json).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Exit with N when a scored control fails (kube-bench's convention); default 0.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub exit_code: u8,
+    /// Evaluate the running process (auto: when found), or the manifest.
+    #[arg(long, value_enum, default_value_t = crate::cis::SourcePolicy::Auto)]
+    pub source: crate::cis::SourcePolicy,
+}
+
+#[derive(Debug, Args)]
+pub struct HardenArgs {
+    #[arg(long, default_value = kharden_catalog::DEFAULT_BENCHMARK)]
+    pub benchmark: String,
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Only these control ids (comma-separated).
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Skip these control ids (comma-separated).
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Print the plan and the diffs; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One transaction per component instead of one per control.
+    #[arg(long)]
+    pub batch: bool,
+    /// Go on after a rollback (the default stops at the first one).
+    #[arg(long)]
+    pub keep_going: bool,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 /// Flag changes, applied in the order given.

@@ -192,6 +192,19 @@ pub fn apply(ctx: &Ctx<'_>, a: &ApplyArgs, m: &ArgMatches) -> CliResult {
     Ok(report(ctx, &outcome, &path_str, &diff))
 }
 
+/// The exit code of an outcome.
+pub fn report_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Unchanged | Outcome::Committed { .. } => exit::SUCCESS,
+        Outcome::RolledBack { cause, .. } => match cause {
+            RollbackCause::GateFailed => exit::ROLLED_BACK_GATE,
+            RollbackCause::AuditFailed => exit::ROLLED_BACK_AUDIT,
+            RollbackCause::WriteFailed | RollbackCause::Recovery => exit::ERROR,
+        },
+        Outcome::NeedsManual { .. } => exit::NEEDS_MANUAL,
+    }
+}
+
 /// Print an outcome and return its exit code.
 pub fn report(ctx: &Ctx<'_>, outcome: &Outcome, what: &str, diff: &str) -> u8 {
     let (result, code, text, txid, reason) = match outcome {

@@ -2,6 +2,7 @@
 //! automatic recovery, and the engine's construction.
 
 mod apply;
+mod cis;
 mod journal;
 mod recover;
 
@@ -162,5 +163,7 @@ pub fn run(cli: &Cli, matches: &ArgMatches) -> CliResult {
         Command::Rollback(a) => apply::rollback(&ctx, a),
         Command::Recover(a) => recover::recover(&ctx, a),
         Command::Journal(j) => journal::journal(&ctx, j),
+        Command::Audit(a) => cis::audit(&ctx, a),
+        Command::Harden(a) => cis::harden(&ctx, a),
     }
 }
