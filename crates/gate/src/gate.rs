@@ -1,0 +1,806 @@
+//! The gate loop: restart proven, then healthy, stably, with the same process, before a
+//! deadline.
+//!
+//! Why each rule (DESIGN.md, "The health gate"):
+//! 1. Restart proof: the old process answers probes until kubelet replaces it. Every probe is
+//!    still taken and recorded while no process with the expected argv (started at or after
+//!    the write) exists, but such observations never count.
+//! 2. Probe like kubelet (see [`mod@crate::probe`]).
+//! 3. Stability: `min_successes` consecutive healthy probes spanning `stable_for`, all while the
+//!    same proven PID exists. The process is looked up before *and* after each probe; a PID
+//!    change, a vanished process or a non-healthy outcome resets the streak, so a crash loop
+//!    whose period is shorter than `stable_for` cannot pass.
+//! 4. Deadline: absolute wall-clock time chosen by the caller (and journaled by it), so a gate
+//!    resumed after a crash keeps the original deadline. The gate never passes on an
+//!    observation taken after the deadline.
+//!
+//! Verifying a rollback is the same function with the old manifest's argv as the expected argv.
+//! There `started_after` may be `None` when the old process may legitimately still be the one
+//! that ran before the transaction (kubelet never restarted it).
+//!
+//! The I/O (process lookup, probe) and the clock are traits so tests can script them.
+
+use crate::probe::{probe_with, ProbeClass, ProbeOutcome, ProbeTarget, TlsSettings};
+use crate::restart::{pid_listens_on, ProcScanner};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// What the gate waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateParams {
+    /// The argv (command + args) the restarted process must have.
+    pub expected_argv: Vec<String>,
+    /// The process must have started at or after this time (the manifest write); `None`: any
+    /// matching process counts.
+    pub started_after: Option<SystemTime>,
+    /// Absolute deadline.
+    pub deadline: SystemTime,
+    /// How long the healthy streak must span.
+    pub stable_for: Duration,
+    /// How many consecutive healthy probes at least.
+    pub min_successes: u32,
+    pub poll_interval: Duration,
+    /// Timeout of one probe (also capped by the time left).
+    pub probe_timeout: Duration,
+    pub target: ProbeTarget,
+    pub tls: TlsSettings,
+    /// Normally `/proc`.
+    pub proc_root: PathBuf,
+    /// A healthy answer only counts when the proven process owns the listening socket on the
+    /// probe's port ([`crate::restart::pid_listens_on`]); when that cannot be told (fd
+    /// directory unreadable: not root) it counts, with a note. Default true.
+    pub require_listener: bool,
+    /// Probe HTTPS without verifying the server certificate, as kubelet does. For
+    /// kube-controller-manager and kube-scheduler, whose serving certificates on a kubeadm node
+    /// are self-signed at start and so cannot be verified against anything. The proof that the
+    /// answer comes from the right process is then the socket ownership check, which becomes
+    /// mandatory (unknown ownership does not count). Default false.
+    pub insecure_skip_tls_verify: bool,
+}
+
+impl GateParams {
+    /// Defaults: 5 s stability window, 3 successes, 500 ms poll, 5 s probe timeout, `/proc`.
+    pub fn new(
+        expected_argv: Vec<String>,
+        started_after: Option<SystemTime>,
+        deadline: SystemTime,
+        target: ProbeTarget,
+        tls: TlsSettings,
+    ) -> GateParams {
+        GateParams {
+            expected_argv,
+            started_after,
+            deadline,
+            stable_for: Duration::from_secs(5),
+            min_successes: 3,
+            poll_interval: Duration::from_millis(500),
+            probe_timeout: Duration::from_secs(5),
+            target,
+            tls,
+            proc_root: PathBuf::from("/proc"),
+            require_listener: true,
+            insecure_skip_tls_verify: false,
+        }
+    }
+}
+
+/// One probe round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// When the round ended.
+    pub at: SystemTime,
+    /// The proven process (expected argv, started after the write) seen before and after the
+    /// probe, if the same one both times.
+    pub pid: Option<u32>,
+    pub class: ProbeClass,
+    pub detail: String,
+    /// Whether this observation extended a healthy streak.
+    pub counted: bool,
+    /// Length of the healthy streak after this observation.
+    pub streak: u32,
+    /// Why it did not count, or other context.
+    pub note: String,
+}
+
+/// Why the gate failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailReason {
+    /// No process with the expected argv started after the write was ever seen (kubelet did
+    /// not restart it, or it exits at once, e.g. on a rejected flag: see its logs).
+    NoNewProcess,
+    /// Processes with the expected argv came and went (several PIDs seen).
+    CrashLoop,
+    /// The proven process did not answer healthy; the last class seen.
+    Unhealthy(ProbeClass),
+    /// Healthy, but not for long enough before the deadline.
+    NotStable,
+}
+
+impl std::fmt::Display for FailReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailReason::NoNewProcess => f.write_str("no restarted process with the new argv"),
+            FailReason::CrashLoop => f.write_str("crash loop"),
+            FailReason::Unhealthy(c) => write!(f, "not healthy: {c}"),
+            FailReason::NotStable => f.write_str("not stable long enough"),
+        }
+    }
+}
+
+/// The gate's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GateVerdict {
+    Passed {
+        pid: u32,
+        argv: Vec<String>,
+        healthy_probes: u32,
+        /// Time from the first to the last probe of the streak.
+        stable_for: Duration,
+    },
+    Failed {
+        reason: FailReason,
+        detail: String,
+        /// The last observations (at most [`KEEP_OBSERVATIONS`]), oldest first.
+        last_observations: Vec<Observation>,
+    },
+}
+
+impl GateVerdict {
+    pub fn passed(&self) -> bool {
+        matches!(self, GateVerdict::Passed { .. })
+    }
+}
+
+/// How many observations a failed verdict keeps.
+pub const KEEP_OBSERVATIONS: usize = 10;
+
+/// A process found by [`GateIo::find_process`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundProcess {
+    pub pid: u32,
+    /// Its argv as read from `/proc/PID/cmdline` (`argv[0]` may be a full path; see
+    /// [`crate::restart::argv_matches`]).
+    pub argv: Vec<String>,
+}
+
+/// The gate's I/O.
+pub trait GateIo {
+    /// The newest process with `argv` that started at or after `since`, if any. An error (e.g.
+    /// `/proc` unreadable) is reported in the observation and counts as "none".
+    fn find_process(
+        &mut self,
+        argv: &[String],
+        since: Option<SystemTime>,
+    ) -> Result<Option<FoundProcess>, String>;
+    /// One probe.
+    fn probe(&mut self, timeout: Duration) -> ProbeOutcome;
+    /// Does `pid` own a listening socket on `port`? `Ok(None)`: cannot tell. The default
+    /// cannot tell (scripted tests).
+    fn listens_on(&mut self, _pid: u32, _port: u16) -> Result<Option<bool>, String> {
+        Ok(None)
+    }
+}
+
+/// The gate's clock.
+pub trait Clock {
+    fn now(&mut self) -> SystemTime;
+    fn sleep(&mut self, d: Duration);
+}
+
+/// Wall clock and `thread::sleep`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&mut self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn sleep(&mut self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
+/// `/proc` and the real probe.
+#[derive(Debug, Clone)]
+pub struct LiveIo {
+    pub scanner: ProcScanner,
+    pub proc_root: PathBuf,
+    pub target: ProbeTarget,
+    pub tls: TlsSettings,
+    /// Verify the server certificate (see [`GateParams::insecure_skip_tls_verify`]).
+    pub verify_tls: bool,
+}
+
+impl LiveIo {
+    pub fn new(params: &GateParams) -> LiveIo {
+        LiveIo {
+            scanner: ProcScanner::new(&params.proc_root),
+            proc_root: params.proc_root.clone(),
+            target: params.target.clone(),
+            tls: params.tls.clone(),
+            verify_tls: !params.insecure_skip_tls_verify,
+        }
+    }
+}
+
+impl GateIo for LiveIo {
+    fn find_process(
+        &mut self,
+        argv: &[String],
+        since: Option<SystemTime>,
+    ) -> Result<Option<FoundProcess>, String> {
+        self.scanner
+            .find(argv, since)
+            .map(|v| {
+                v.into_iter().next().map(|p| FoundProcess {
+                    pid: p.pid,
+                    argv: p.argv,
+                })
+            })
+            .map_err(|e| e.to_string())
+    }
+    fn probe(&mut self, timeout: Duration) -> ProbeOutcome {
+        probe_with(&self.target, &self.tls, timeout, self.verify_tls)
+    }
+    fn listens_on(&mut self, pid: u32, port: u16) -> Result<Option<bool>, String> {
+        pid_listens_on(&self.proc_root, pid, port).map_err(|e| e.to_string())
+    }
+}
+
+/// Run the gate against the live system (`/proc`, real probes, wall clock).
+pub fn run_gate(params: &GateParams, on_observation: &mut dyn FnMut(&Observation)) -> GateVerdict {
+    let mut io = LiveIo::new(params);
+    run_gate_with(params, &mut io, &mut SystemClock, on_observation)
+}
+
+struct Streak {
+    pid: u32,
+    since: SystemTime,
+    count: u32,
+}
+
+/// Run the gate with injected I/O and clock.
+pub fn run_gate_with(
+    params: &GateParams,
+    io: &mut dyn GateIo,
+    clock: &mut dyn Clock,
+    on_observation: &mut dyn FnMut(&Observation),
+) -> GateVerdict {
+    let mut streak: Option<Streak> = None;
+    let mut last: VecDeque<Observation> = VecDeque::new();
+    let mut proven_pids: Vec<u32> = Vec::new();
+    let mut last_proven_class: Option<ProbeClass> = None;
+    // The argv of the proven process as last read from /proc, for the verdict.
+    let mut proven_argv: Vec<String> = params.expected_argv.clone();
+    let mut lookup = |io: &mut dyn GateIo| {
+        let found = io.find_process(&params.expected_argv, params.started_after)?;
+        Ok::<_, String>(found.map(|f| {
+            proven_argv = f.argv;
+            f.pid
+        }))
+    };
+    loop {
+        let now = clock.now();
+        let Ok(left) = params.deadline.duration_since(now) else {
+            return fail(params, &last, &proven_pids, last_proven_class);
+        };
+        if left.is_zero() {
+            return fail(params, &last, &proven_pids, last_proven_class);
+        }
+        let before = lookup(io);
+        let outcome = io.probe(params.probe_timeout.min(left));
+        let after = lookup(io);
+        let at = clock.now();
+
+        let mut note = String::new();
+        let pid = match (&before, &after) {
+            (Ok(Some(a)), Ok(Some(b))) if a == b => Some(*b),
+            (Ok(Some(a)), Ok(Some(b))) => {
+                note = format!("process changed during the probe ({a} -> {b})");
+                None
+            }
+            (Ok(None), Ok(Some(b))) => {
+                note = format!("process {b} appeared during the probe");
+                None
+            }
+            (Ok(Some(a)), Ok(None)) => {
+                note = format!("process {a} vanished during the probe");
+                None
+            }
+            (Ok(None), Ok(None)) => {
+                note = if params.started_after.is_some() {
+                    "no process with the expected argv started after the write: the answer \
+                     (if any) came from an unproven process and does not count"
+                        .to_string()
+                } else {
+                    "no process with the expected argv".to_string()
+                };
+                None
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                note = format!("process lookup failed: {e}");
+                None
+            }
+        };
+        for p in [&before, &after] {
+            if let Ok(Some(p)) = p {
+                if !proven_pids.contains(p) {
+                    proven_pids.push(*p);
+                }
+            }
+        }
+        if pid.is_some() {
+            last_proven_class = Some(outcome.class);
+        }
+        let mut listener_ok = true;
+        if let (Some(p), true) = (pid, outcome.class.is_healthy()) {
+            if params.require_listener || params.insecure_skip_tls_verify {
+                let port = params.target.port;
+                match io.listens_on(p, port) {
+                    Ok(Some(true)) => {}
+                    Ok(Some(false)) => {
+                        listener_ok = false;
+                        note = format!(
+                            "healthy answer, but process {p} does not own the listening socket on port {port}: another process answered"
+                        );
+                    }
+                    Ok(None) if params.insecure_skip_tls_verify => {
+                        listener_ok = false;
+                        note = format!(
+                            "TLS not verified and the owner of port {port} cannot be told: does not count"
+                        );
+                    }
+                    Ok(None) => note = format!("owner of port {port} cannot be told"),
+                    Err(e) => {
+                        listener_ok = false;
+                        note = format!("checking the owner of port {port}: {e}");
+                    }
+                }
+            }
+        }
+        let counted = match (pid, outcome.class.is_healthy() && listener_ok) {
+            (Some(p), true) => {
+                match &mut streak {
+                    Some(s) if s.pid == p => s.count += 1,
+                    _ => {
+                        streak = Some(Streak {
+                            pid: p,
+                            since: at,
+                            count: 1,
+                        })
+                    }
+                }
+                true
+            }
+            _ => {
+                streak = None;
+                false
+            }
+        };
+        let obs = Observation {
+            at,
+            pid,
+            class: outcome.class,
+            detail: outcome.detail,
+            counted,
+            streak: streak.as_ref().map_or(0, |s| s.count),
+            note,
+        };
+        on_observation(&obs);
+        last.push_back(obs);
+        if last.len() > KEEP_OBSERVATIONS {
+            last.pop_front();
+        }
+
+        if let Some(s) = &streak {
+            let spanned = at.duration_since(s.since).unwrap_or_default();
+            if s.count >= params.min_successes
+                && spanned >= params.stable_for
+                && at <= params.deadline
+            {
+                return GateVerdict::Passed {
+                    pid: s.pid,
+                    argv: proven_argv,
+                    healthy_probes: s.count,
+                    stable_for: spanned,
+                };
+            }
+        }
+        let now = clock.now();
+        match params.deadline.duration_since(now) {
+            Ok(left) if !left.is_zero() => clock.sleep(params.poll_interval.min(left)),
+            _ => return fail(params, &last, &proven_pids, last_proven_class),
+        }
+    }
+}
+
+fn fail(
+    params: &GateParams,
+    last: &VecDeque<Observation>,
+    proven_pids: &[u32],
+    last_proven_class: Option<ProbeClass>,
+) -> GateVerdict {
+    let argv = params.expected_argv.join(" ");
+    let (reason, detail) = if proven_pids.is_empty() {
+        (
+            FailReason::NoNewProcess,
+            format!(
+                "deadline reached and no process with argv [{argv}] was seen{}; it may exit at \
+                 start (check its logs) or kubelet did not restart it",
+                if params.started_after.is_some() {
+                    " starting after the write"
+                } else {
+                    ""
+                }
+            ),
+        )
+    } else if proven_pids.len() > 1 {
+        (
+            FailReason::CrashLoop,
+            format!(
+                "deadline reached; {} different processes with the expected argv were seen (PIDs {:?})",
+                proven_pids.len(),
+                proven_pids
+            ),
+        )
+    } else {
+        match last_proven_class {
+            Some(c) if !c.is_healthy() => (
+                FailReason::Unhealthy(c),
+                format!(
+                    "deadline reached; process {} last answered: {c}",
+                    proven_pids[0]
+                ),
+            ),
+            _ => (
+                FailReason::NotStable,
+                format!(
+                    "deadline reached; process {} was healthy but not for {:?} and {} probes in a row",
+                    proven_pids[0], params.stable_for, params.min_successes
+                ),
+            ),
+        }
+    };
+    GateVerdict::Failed {
+        reason,
+        detail,
+        last_observations: last.iter().cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Scheme;
+    use std::time::UNIX_EPOCH;
+
+    /// Virtual time in ms since T0; sleeping advances it; every probe costs 10 ms.
+    struct Script<F: FnMut(u64) -> (Option<u32>, ProbeClass)> {
+        t_ms: u64,
+        f: F,
+    }
+    const T0: u64 = 1_000_000;
+    impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> Clock for Script<F> {
+        fn now(&mut self) -> SystemTime {
+            UNIX_EPOCH + Duration::from_millis(T0 + self.t_ms)
+        }
+        fn sleep(&mut self, d: Duration) {
+            self.t_ms += d.as_millis() as u64;
+        }
+    }
+    impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> GateIo for Script<F> {
+        fn find_process(
+            &mut self,
+            a: &[String],
+            _: Option<SystemTime>,
+        ) -> Result<Option<FoundProcess>, String> {
+            Ok((self.f)(self.t_ms).0.map(|pid| FoundProcess {
+                pid,
+                argv: a.to_vec(),
+            }))
+        }
+        fn probe(&mut self, _: Duration) -> ProbeOutcome {
+            let c = (self.f)(self.t_ms).1;
+            self.t_ms += 10;
+            ProbeOutcome {
+                class: c,
+                detail: String::new(),
+            }
+        }
+    }
+
+    /// Run the gate against a script that is both the clock and the I/O (shared through a
+    /// RefCell). Returns the verdict, the observations and the virtual time at the end.
+    fn run<F: FnMut(u64) -> (Option<u32>, ProbeClass)>(
+        deadline_ms: u64,
+        f: F,
+    ) -> (GateVerdict, Vec<Observation>, u64) {
+        let params = GateParams {
+            stable_for: Duration::from_secs(2),
+            min_successes: 3,
+            poll_interval: Duration::from_millis(500),
+            ..GateParams::new(
+                vec!["kube-apiserver".into(), "--new".into()],
+                Some(UNIX_EPOCH + Duration::from_millis(T0)),
+                UNIX_EPOCH + Duration::from_millis(T0 + deadline_ms),
+                ProbeTarget {
+                    scheme: Scheme::Https,
+                    host: "127.0.0.1".into(),
+                    port: 6443,
+                    path: "/livez".into(),
+                },
+                TlsSettings::default(),
+            )
+        };
+        let script = std::cell::RefCell::new(Script { t_ms: 0, f });
+        struct IoRef<'a, F: FnMut(u64) -> (Option<u32>, ProbeClass)>(
+            &'a std::cell::RefCell<Script<F>>,
+        );
+        impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> GateIo for IoRef<'_, F> {
+            fn find_process(
+                &mut self,
+                a: &[String],
+                s: Option<SystemTime>,
+            ) -> Result<Option<FoundProcess>, String> {
+                self.0.borrow_mut().find_process(a, s)
+            }
+            fn probe(&mut self, t: Duration) -> ProbeOutcome {
+                self.0.borrow_mut().probe(t)
+            }
+        }
+        impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> Clock for IoRef<'_, F> {
+            fn now(&mut self) -> SystemTime {
+                self.0.borrow_mut().now()
+            }
+            fn sleep(&mut self, d: Duration) {
+                self.0.borrow_mut().sleep(d)
+            }
+        }
+        let mut obs = Vec::new();
+        let v = run_gate_with(
+            &params,
+            &mut IoRef(&script),
+            &mut IoRef(&script),
+            &mut |o| obs.push(o.clone()),
+        );
+        let t = script.borrow().t_ms;
+        (v, obs, t)
+    }
+
+    const OK: ProbeClass = ProbeClass::Healthy(200);
+
+    #[test]
+    fn old_process_answering_before_restart_does_not_count() {
+        // kubelet restarts at t=3 s; the old process answers healthy all along.
+        let (v, obs, t) = run(30_000, |t| (if t >= 3_000 { Some(42) } else { None }, OK));
+        match v {
+            GateVerdict::Passed {
+                pid,
+                healthy_probes,
+                stable_for,
+                ..
+            } => {
+                assert_eq!(pid, 42);
+                assert!(healthy_probes >= 3);
+                assert!(stable_for >= Duration::from_secs(2));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            t >= 5_000,
+            "passed at {t} ms, before restart + stable window"
+        );
+        let early: Vec<_> = obs.iter().filter(|o| o.pid.is_none()).collect();
+        assert!(!early.is_empty());
+        assert!(early.iter().all(|o| !o.counted && o.class == OK));
+    }
+
+    #[test]
+    fn never_restarted_fails_even_if_healthy() {
+        let (v, obs, _) = run(4_000, |_| (None, OK));
+        match v {
+            GateVerdict::Failed {
+                reason,
+                last_observations,
+                ..
+            } => {
+                assert_eq!(reason, FailReason::NoNewProcess);
+                assert!(!last_observations.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(obs.iter().all(|o| !o.counted));
+    }
+
+    #[test]
+    fn crash_loop_does_not_pass() {
+        // A new PID every 1.5 s, always healthy when up; stable_for is 2 s.
+        let (v, _, _) = run(20_000, |t| (Some(100 + (t / 1_500) as u32), OK));
+        match v {
+            GateVerdict::Failed { reason, .. } => assert_eq!(reason, FailReason::CrashLoop),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn crash_loop_with_down_gaps_does_not_pass() {
+        // Up 1.2 s, down 0.8 s, new PID each time.
+        let (v, _, _) = run(20_000, |t| {
+            let cycle = t / 2_000;
+            if t % 2_000 < 1_200 {
+                (Some(500 + cycle as u32), OK)
+            } else {
+                (None, ProbeClass::Down)
+            }
+        });
+        assert!(!v.passed(), "{v:?}");
+    }
+
+    #[test]
+    fn passes_after_stable_window() {
+        let (v, obs, t) = run(30_000, |_| (Some(7), OK));
+        assert!(v.passed(), "{v:?}");
+        // Probes at 0, 510, 1020, 1530, 2040 ms: the fifth spans >= 2 s.
+        assert_eq!(obs.len(), 5);
+        assert!((2_000..3_000).contains(&t), "t={t}");
+    }
+
+    #[test]
+    fn one_bad_probe_resets_the_streak() {
+        let (v, obs, _) = run(30_000, |t| {
+            (
+                Some(7),
+                if (1_000..1_100).contains(&t) {
+                    ProbeClass::Timeout
+                } else {
+                    OK
+                },
+            )
+        });
+        assert!(v.passed());
+        let bad = obs
+            .iter()
+            .position(|o| o.class == ProbeClass::Timeout)
+            .unwrap();
+        assert_eq!(obs[bad].streak, 0);
+        assert_eq!(obs[bad + 1].streak, 1);
+    }
+
+    #[test]
+    fn deadline_fails_with_the_class_seen() {
+        let (v, _, t) = run(3_000, |_| (Some(7), ProbeClass::ServerError(503)));
+        match v {
+            GateVerdict::Failed { reason, .. } => {
+                assert_eq!(reason, FailReason::Unhealthy(ProbeClass::ServerError(503)))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(t <= 3_010, "ran past the deadline: {t}");
+        let (v, _, _) = run(3_000, |_| (Some(7), ProbeClass::Unauthorized(401)));
+        assert!(matches!(
+            v,
+            GateVerdict::Failed {
+                reason: FailReason::Unhealthy(ProbeClass::Unauthorized(401)),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn deadline_shorter_than_window_fails_not_stable() {
+        let (v, _, _) = run(1_500, |_| (Some(7), OK));
+        assert!(
+            matches!(
+                v,
+                GateVerdict::Failed {
+                    reason: FailReason::NotStable,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn deadline_in_the_past_fails_without_probing() {
+        let (v, obs, _) = run(0, |_| (Some(7), OK));
+        assert!(!v.passed());
+        assert!(obs.is_empty());
+    }
+
+    #[test]
+    fn healthy_answer_from_a_foreign_listener_does_not_count() {
+        struct Foreign {
+            t: SystemTime,
+            insecure_unknown: bool,
+        }
+        impl GateIo for Foreign {
+            fn find_process(
+                &mut self,
+                a: &[String],
+                _: Option<SystemTime>,
+            ) -> Result<Option<FoundProcess>, String> {
+                Ok(Some(FoundProcess {
+                    pid: 7,
+                    argv: a.to_vec(),
+                }))
+            }
+            fn probe(&mut self, _: Duration) -> ProbeOutcome {
+                ProbeOutcome {
+                    class: OK,
+                    detail: String::new(),
+                }
+            }
+            fn listens_on(&mut self, _: u32, _: u16) -> Result<Option<bool>, String> {
+                Ok(if self.insecure_unknown {
+                    None
+                } else {
+                    Some(false)
+                })
+            }
+        }
+        impl Clock for Foreign {
+            fn now(&mut self) -> SystemTime {
+                self.t
+            }
+            fn sleep(&mut self, d: Duration) {
+                self.t += d;
+            }
+        }
+        for insecure_unknown in [false, true] {
+            let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+            let mut params = GateParams::new(
+                vec!["x".into()],
+                None,
+                t0 + Duration::from_secs(5),
+                ProbeTarget {
+                    scheme: Scheme::Https,
+                    host: "127.0.0.1".into(),
+                    port: 1,
+                    path: "/".into(),
+                },
+                TlsSettings::default(),
+            );
+            params.insecure_skip_tls_verify = insecure_unknown;
+            let clock = std::cell::RefCell::new(Foreign {
+                t: t0,
+                insecure_unknown,
+            });
+            struct R<'a>(&'a std::cell::RefCell<Foreign>);
+            impl GateIo for R<'_> {
+                fn find_process(
+                    &mut self,
+                    a: &[String],
+                    s: Option<SystemTime>,
+                ) -> Result<Option<FoundProcess>, String> {
+                    self.0.borrow_mut().find_process(a, s)
+                }
+                fn probe(&mut self, t: Duration) -> ProbeOutcome {
+                    self.0.borrow_mut().probe(t)
+                }
+                fn listens_on(&mut self, p: u32, port: u16) -> Result<Option<bool>, String> {
+                    self.0.borrow_mut().listens_on(p, port)
+                }
+            }
+            impl Clock for R<'_> {
+                fn now(&mut self) -> SystemTime {
+                    self.0.borrow_mut().now()
+                }
+                fn sleep(&mut self, d: Duration) {
+                    self.0.borrow_mut().sleep(d)
+                }
+            }
+            let mut obs = Vec::new();
+            let v = run_gate_with(&params, &mut R(&clock), &mut R(&clock), &mut |o| {
+                obs.push(o.clone())
+            });
+            assert!(!v.passed(), "{v:?}");
+            assert!(
+                obs.iter().all(|o| !o.counted && !o.note.is_empty()),
+                "{obs:?}"
+            );
+        }
+    }
+}
