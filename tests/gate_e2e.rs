@@ -1,0 +1,422 @@
+//! End to end through the `kharden` binary: the kubelet emulator runs the fake kube-apiserver
+//! (and the real etcd) from a simulated node's manifests; kharden applies changes with the real
+//! health gate and audit, and rolls back what the component does not survive.
+//!
+//! Every test has its own temp root and free ports; the emulator is owned by a guard that
+//! kills it and its pods when the test ends, pass or fail.
+
+mod common;
+
+use assert_cmd::cargo::cargo_bin;
+use kharden_testnode::{
+    etcd_binary, install_fake_binaries, write_node, KubeletOptions, KubeletProcess, Node,
+    NodeOptions, NodePorts,
+};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Sim {
+    node: Node,
+    kubelet: KubeletProcess,
+    state: PathBuf,
+    reject_file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn start(node_opts: NodeOptions, tweak: impl FnOnce(&mut KubeletOptions)) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let node = write_node(root, NodePorts::free(), &node_opts).unwrap();
+    let exe = cargo_bin("kharden");
+    let bin = root.join("bin");
+    install_fake_binaries(&bin, &exe).unwrap();
+    let mut path = bin.into_os_string();
+    path.push(":/usr/bin:/bin");
+    let reject_file = root.join("reject-flags");
+    std::fs::write(&reject_file, "").unwrap();
+    let mut opts = KubeletOptions::new(root);
+    opts.path = Some(path);
+    opts.poll_interval = Duration::from_millis(100);
+    opts.backoff_initial = Duration::from_millis(200);
+    opts.backoff_max = Duration::from_secs(1);
+    opts.grace_period = Duration::from_secs(3);
+    opts.env.push((
+        "FAKE_REJECT_FLAGS_FILE".into(),
+        reject_file.display().to_string(),
+    ));
+    tweak(&mut opts);
+    let kubelet = KubeletProcess::spawn(&exe, &["__kubelet"], &opts).unwrap();
+    let state = root.join("var/lib/kharden");
+    Sim {
+        node,
+        kubelet,
+        state,
+        reject_file,
+        dir,
+    }
+}
+
+fn apiserver_only() -> NodeOptions {
+    NodeOptions {
+        controller_manager: false,
+        scheduler: false,
+        ..NodeOptions::default()
+    }
+}
+
+impl Sim {
+    fn kharden(&self) -> Command {
+        let mut c = Command::new(cargo_bin("kharden"));
+        c.env("KHARDEN_STATE_DIR", &self.state)
+            .env("KHARDEN_ROOT", self.dir.path())
+            .env_remove("KHARDEN_CRASH_AT");
+        c
+    }
+
+    fn apiserver(&self) -> PathBuf {
+        self.node.apiserver_manifest.clone().unwrap()
+    }
+
+    fn log(&self) -> serde_json::Value {
+        let out = self
+            .kharden()
+            .args(["-o", "json", "journal", "log"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn show(&self, txid: u64) -> String {
+        let out = self
+            .kharden()
+            .args(["journal", "show", &txid.to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Wait until the component of `manifest` runs healthy (the emulator has started it).
+    fn wait_healthy(&self, manifest: &Path) {
+        let spec = kharden::journal::GateSpec {
+            enabled: true,
+            timeout_secs: 30,
+            stable_for_secs: 1,
+            ..Default::default()
+        };
+        let root = kharden::paths::HostRoot::new(Some(self.dir.path()));
+        let contents = std::fs::read(manifest).unwrap();
+        let mut p = kharden::probe_gate::params_for(
+            &root,
+            &spec,
+            &contents,
+            None,
+            std::time::SystemTime::now() + Duration::from_secs(30),
+        )
+        .unwrap();
+        p.poll_interval = Duration::from_millis(200);
+        let v = kharden_gate::run_gate(&p, &mut |_| {});
+        assert!(
+            v.passed(),
+            "component never became healthy: {v:?}\n{}",
+            self.kubelet.events()
+        );
+    }
+
+    fn gate_args(&self) -> Vec<&'static str> {
+        vec!["--stable-for", "1", "--health-timeout", "20"]
+    }
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_good_change_passes_gate_and_audit_and_commits() {
+    let sim = start(apiserver_only(), |_| {});
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    let (code, out, err) = run(sim
+        .kharden()
+        .arg("apply")
+        .arg(&m)
+        .args(["--set", "profiling=false"])
+        .args(sim.gate_args()));
+    assert_eq!(code, 0, "{out}\n{err}\n{}", sim.kubelet.events());
+    assert!(out.contains("committed"));
+    let show = sim.show(1);
+    assert!(show.contains("state gating"), "{show}");
+    assert!(
+        show.contains("(restarted)") && show.contains("Healthy"),
+        "{show}"
+    );
+    assert!(
+        show.contains("audit passed: built-in audit: 1 change(s) in effect on the running process"),
+        "{show}"
+    );
+    assert!(
+        show.contains("state audited") && show.contains("state committed"),
+        "{show}"
+    );
+}
+
+#[test]
+fn a_flag_the_component_rejects_rolls_back_to_a_healthy_component() {
+    let sim = start(apiserver_only(), |_| {});
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    let before = std::fs::read(&m).unwrap();
+    std::fs::write(&sim.reject_file, "--audit-log-maxage\n").unwrap();
+    let (code, out, err) = run(sim.kharden().arg("apply").arg(&m).args([
+        "--set",
+        "audit-log-maxage=30",
+        "--stable-for",
+        "1",
+        "--health-timeout",
+        "6",
+    ]));
+    assert_eq!(
+        code, 3,
+        "exit code: rolled back after the gate failed\n{out}\n{err}"
+    );
+    assert!(
+        err.contains("ROLLED BACK") && err.contains("health gate failed"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&m).unwrap(),
+        before,
+        "the before-contents are restored"
+    );
+    let log = sim.log();
+    let t = &log["transactions"][0];
+    assert_eq!(t["state"], "rolled-back");
+    assert_eq!(t["rollback_cause"], "GateFailed");
+    let show = sim.show(1);
+    assert!(
+        show.contains("state rolling-back") && show.contains("state rolled-back"),
+        "{show}"
+    );
+    // The rollback was itself gated: the old component came back healthy (else needs-manual).
+    sim.wait_healthy(&m);
+    assert!(sim.kubelet.events().contains("audit-log-maxage") || !sim.kubelet.events().is_empty());
+}
+
+#[test]
+fn a_failing_audit_script_rolls_back() {
+    let sim = start(apiserver_only(), |_| {});
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    let before = std::fs::read(&m).unwrap();
+    let script = sim.dir.path().join("audit.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"policy says no to $1\"\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (code, out, err) = run(sim
+        .kharden()
+        .arg("apply")
+        .arg(&m)
+        .args(["--set", "profiling=false", "--audit-script"])
+        .arg(&script)
+        .args(sim.gate_args()));
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(std::fs::read(&m).unwrap(), before);
+    let show = sim.show(1);
+    assert!(
+        show.contains("audit FAILED") && show.contains("policy says no"),
+        "{show}"
+    );
+    assert_eq!(
+        sim.log()["transactions"][0]["rollback_cause"],
+        "AuditFailed"
+    );
+}
+
+#[test]
+fn the_old_process_answering_before_the_restart_does_not_pass_the_gate_early() {
+    let delay = Duration::from_secs(3);
+    let sim = start(apiserver_only(), |o| o.restart_delay = delay);
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    let t0 = Instant::now();
+    let (code, out, err) = run(sim
+        .kharden()
+        .arg("apply")
+        .arg(&m)
+        .args(["--set", "profiling=false"])
+        .args(sim.gate_args()));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        t0.elapsed() >= delay + Duration::from_secs(1),
+        "passed after {:?}",
+        t0.elapsed()
+    );
+    let show = sim.show(1);
+    // Probes answered while the old process still ran were journaled but did not count.
+    assert!(show.contains("(old or none)"), "{show}");
+    assert!(show.contains("(restarted)"), "{show}");
+}
+
+#[test]
+fn killing_kharden_during_the_gate_then_recover_reverts() {
+    let sim = start(apiserver_only(), |_| {});
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    let before = std::fs::read(&m).unwrap();
+    std::fs::write(&sim.reject_file, "--profiling\n").unwrap();
+    let mut child = sim
+        .kharden()
+        .arg("apply")
+        .arg(&m)
+        .args(["--set", "profiling=false", "--health-timeout", "60"])
+        .spawn()
+        .unwrap();
+    // Wait until the write happened and the gate is waiting.
+    let t0 = Instant::now();
+    while std::fs::read(&m).unwrap() == before {
+        assert!(t0.elapsed() < Duration::from_secs(20), "apply never wrote");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9));
+    std::fs::write(&sim.reject_file, "").unwrap();
+    let (code, out, err) = run(sim.kharden().arg("recover"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("restoring before"), "{out}");
+    assert_eq!(std::fs::read(&m).unwrap(), before);
+    assert_eq!(sim.log()["transactions"][0]["state"], "rolled-back");
+    sim.wait_healthy(&m);
+}
+
+#[test]
+fn harden_fixes_several_controls_and_rolls_one_back() {
+    let sim = start(apiserver_only(), |_| {});
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    std::fs::write(
+        &sim.reject_file,
+        "--service-account-extend-token-expiration\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(sim
+        .kharden()
+        .args(["harden", "--only", "1.2.15,1.2.30,1.2.17", "--keep-going"])
+        .args(sim.gate_args()));
+    assert_eq!(code, 3, "{out}\n{err}");
+    let fixed = out
+        .split("fixed:")
+        .nth(1)
+        .unwrap_or_default()
+        .split("rolled back:")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        fixed.contains("1.2.15") && fixed.contains("1.2.17"),
+        "{out}"
+    );
+    let rolled = out.split("rolled back:").nth(1).unwrap_or_default();
+    assert!(
+        rolled.contains("1.2.30") && rolled.contains("health gate failed"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&m).unwrap();
+    assert!(text.contains("--profiling=false") && text.contains("--audit-log-maxage=30"));
+    assert!(!text.contains("--service-account-extend-token-expiration"));
+    sim.wait_healthy(&m);
+}
+
+fn etcdctl(sim: &Sim, args: &[&str]) -> (i32, String) {
+    let pki = sim.dir.path().join("etc/kubernetes/pki/etcd");
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!(
+            "--endpoints=https://127.0.0.1:{}",
+            sim.node.ports.etcd_client
+        ))
+        .arg(format!("--cacert={}", pki.join("ca.crt").display()))
+        .arg(format!(
+            "--cert={}",
+            pki.join("healthcheck-client.crt").display()
+        ))
+        .arg(format!(
+            "--key={}",
+            pki.join("healthcheck-client.key").display()
+        ))
+        .arg("--command-timeout=5s")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn real_etcd_good_change_commits_and_bad_flag_rolls_back_with_data_intact() {
+    let have = etcd_binary().is_some() && Command::new("etcdctl").arg("version").output().is_ok();
+    if !have {
+        if std::env::var_os("CI").is_some() {
+            panic!("etcd and etcdctl are required in CI: apt-get install etcd-server etcd-client");
+        }
+        eprintln!("SKIP real etcd test: etcd or etcdctl not installed (apt-get install etcd-server etcd-client)");
+        return;
+    }
+    let sim = start(
+        NodeOptions {
+            apiserver: false,
+            controller_manager: false,
+            scheduler: false,
+            etcd: true,
+            ..NodeOptions::default()
+        },
+        |o| o.grace_period = Duration::from_secs(5),
+    );
+    let m = sim.node.etcd_manifest.clone().unwrap();
+    sim.wait_healthy(&m);
+    let (c, o) = etcdctl(&sim, &["put", "kharden-test", "before-the-change"]);
+    assert_eq!(c, 0, "{o}");
+    // A valid change: etcd restarts healthy, the transaction commits.
+    let (code, out, err) = run(sim
+        .kharden()
+        .arg("apply")
+        .arg(&m)
+        .args(["--set", "snapshot-count=5000"])
+        .args(sim.gate_args()));
+    assert_eq!(code, 0, "{out}\n{err}\n{}", sim.kubelet.events());
+    assert!(sim.show(1).contains("(restarted)"));
+    // An invalid flag: etcd refuses to start, the gate fails, the rollback brings it back.
+    let before = std::fs::read(&m).unwrap();
+    let (code, out, err) = run(sim.kharden().arg("apply").arg(&m).args([
+        "--set",
+        "no-such-etcd-flag=1",
+        "--stable-for",
+        "1",
+        "--health-timeout",
+        "8",
+    ]));
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert_eq!(std::fs::read(&m).unwrap(), before);
+    assert_eq!(sim.log()["transactions"][0]["state"], "rolled-back");
+    sim.wait_healthy(&m);
+    let (c, o) = etcdctl(&sim, &["get", "kharden-test", "--print-value-only"]);
+    assert_eq!(c, 0, "{o}");
+    assert_eq!(
+        o.trim(),
+        "before-the-change",
+        "data intact after the rollback"
+    );
+}
