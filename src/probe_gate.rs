@@ -204,9 +204,17 @@ impl Gate for ProbeGate {
                     argv: Some(argv),
                 }
             }
-            kharden_gate::GateVerdict::Failed { reason, detail, .. } => GateVerdict::Failed {
-                reason: format!("{reason}: {detail}"),
-            },
+            kharden_gate::GateVerdict::Failed { reason, detail, .. } => {
+                // The detail names the whole expected argv; the journal's probe events already
+                // carry the specifics, so keep the reason readable.
+                let argv = params.expected_argv.join(" ");
+                let detail = detail
+                    .replace(&format!("[{argv}]"), "(the manifest's command)")
+                    .replace(&argv, "(the manifest's command)");
+                GateVerdict::Failed {
+                    reason: format!("{reason}: {detail}"),
+                }
+            }
         }
     }
 }

@@ -77,6 +77,22 @@ pub enum Command {
     Audit(CisAuditArgs),
     /// Fix every failing control that can be fixed safely, one gated transaction at a time.
     Harden(HardenArgs),
+    /// A self-contained run on a simulated control-plane node (about a minute).
+    Demo(DemoArgs),
+    /// Print shell completions to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the simulated node's directory (journal, manifests, logs) for poking.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -454,7 +454,15 @@ fn fail(
                     proven_pids[0]
                 ),
             ),
-            _ => (
+            // Seen once, never answered a probe of its own: it died at start.
+            None => (
+                FailReason::CrashLoop,
+                format!(
+                    "deadline reached; process {} started with the new argv but exited before answering a probe (check its logs)",
+                    proven_pids[0]
+                ),
+            ),
+            Some(_) => (
                 FailReason::NotStable,
                 format!(
                     "deadline reached; process {} was healthy but not for {:?} and {} probes in a row",

@@ -296,8 +296,20 @@ fn rejected_flags() -> Vec<String> {
     out
 }
 
+/// Read a file a flag names. A real pod sees host files through its hostPath mounts; the fake
+/// runs unconfined, so with `FAKE_HOST_ROOT` set (the simulated node's root), a path that does
+/// not exist as given is looked up under that root, as the mount would show it.
 fn read_file(flag: &str, path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("--{flag}: open {path}: {e}"))
+    match std::fs::read(path) {
+        Ok(b) => Ok(b),
+        Err(e) => match std::env::var_os("FAKE_HOST_ROOT") {
+            Some(root) if Path::new(path).is_absolute() => {
+                let under = Path::new(&root).join(path.trim_start_matches('/'));
+                std::fs::read(&under).map_err(|_| format!("--{flag}: open {path}: {e}"))
+            }
+            _ => Err(format!("--{flag}: open {path}: {e}")),
+        },
+    }
 }
 
 /// Parse, validate and start serving; `Ok(None)` for `--help`/`--version`.

@@ -3,6 +3,7 @@
 
 mod apply;
 mod cis;
+mod demo;
 mod journal;
 mod recover;
 
@@ -17,7 +18,7 @@ use crate::lock::{self, LockError, StateLock};
 use crate::paths::HostRoot;
 use crate::probe_gate::ProbeGate;
 use crate::txn::{self, Engine, Policy, SystemClock};
-use clap::ArgMatches;
+use clap::{ArgMatches, CommandFactory};
 use kharden_manifest::Change;
 use std::time::Duration;
 
@@ -165,5 +166,21 @@ pub fn run(cli: &Cli, matches: &ArgMatches) -> CliResult {
         Command::Journal(j) => journal::journal(&ctx, j),
         Command::Audit(a) => cis::audit(&ctx, a),
         Command::Harden(a) => cis::harden(&ctx, a),
+        Command::Demo(a) => demo::demo(&ctx, a),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "kharden",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::error(format!("man page: {e}")))?;
+            Ok(exit::SUCCESS)
+        }
     }
 }

@@ -1,0 +1,317 @@
+//! `kharden demo`: a self-contained run on a simulated control-plane node.
+//!
+//! It builds a node in a temp dir (kubeadm-shaped manifests, generated certificates), starts
+//! the kubelet emulator (this very binary, `__kubelet`) which runs the fake control-plane
+//! components (this binary again, through symlinks) and the real etcd when installed, then
+//! runs kharden's own commands against it, as an operator would, and narrates. Every process
+//! it starts dies with it (`PR_SET_PDEATHSIG` down the tree), also on Ctrl-C.
+
+use super::Ctx;
+use crate::cli::args::DemoArgs;
+use crate::cli::{CliError, CliResult};
+use crate::exit;
+use kharden_testnode::{
+    etcd_binary, install_fake_binaries, write_node, KubeletOptions, KubeletProcess, NodeOptions,
+    NodePorts,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+struct Demo {
+    exe: PathBuf,
+    root: PathBuf,
+    state: PathBuf,
+    reject_file: PathBuf,
+    start: Instant,
+}
+
+impl Demo {
+    fn kharden(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.exe);
+        c.env("KHARDEN_STATE_DIR", &self.state)
+            .env("KHARDEN_ROOT", &self.root)
+            .env_remove("KHARDEN_CRASH_AT")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn say(&self, text: &str) {
+        println!(
+            "\n\x1b[1m━━ [{:>4.1}s] {text}\x1b[0m",
+            self.start.elapsed().as_secs_f32()
+        );
+    }
+
+    /// Run a kharden command, show it and its output, return its exit code.
+    fn run(&self, args: &[&str]) -> Result<i32, CliError> {
+        check_interrupt()?;
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.replace(&self.root.display().to_string(), "$NODE"))
+            .collect();
+        println!("$ kharden {}", shown.join(" "));
+        let status = self
+            .kharden(args)
+            .status()
+            .map_err(|e| CliError::error(format!("running {}: {e}", self.exe.display())))?;
+        let code = status.code().unwrap_or(-1);
+        if code != 0 {
+            println!("(exit code {code})");
+        }
+        check_interrupt()?;
+        Ok(code)
+    }
+}
+
+fn check_interrupt() -> Result<(), CliError> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(CliError::new(
+            130,
+            "interrupted; the simulated node is stopped",
+        ));
+    }
+    Ok(())
+}
+
+fn wait_healthy(root: &Path, manifest: &Path, timeout: Duration) -> Result<(), CliError> {
+    let spec = crate::journal::GateSpec {
+        enabled: true,
+        timeout_secs: timeout.as_secs(),
+        stable_for_secs: 1,
+        ..Default::default()
+    };
+    let contents = std::fs::read(manifest)
+        .map_err(|e| CliError::error(format!("{}: {e}", manifest.display())))?;
+    let mut p = crate::probe_gate::params_for(
+        &crate::paths::HostRoot::new(Some(root)),
+        &spec,
+        &contents,
+        None,
+        SystemTime::now() + timeout,
+    )
+    .map_err(CliError::error)?;
+    p.poll_interval = Duration::from_millis(200);
+    let v = kharden_gate::run_gate(&p, &mut |_| check_interrupt_silent());
+    if v.passed() {
+        Ok(())
+    } else {
+        check_interrupt()?;
+        Err(CliError::error(format!(
+            "{} did not become healthy: {v:?}",
+            manifest.display()
+        )))
+    }
+}
+
+fn check_interrupt_silent() {}
+
+pub fn demo(ctx: &Ctx<'_>, a: &DemoArgs) -> CliResult {
+    let _ = ctx;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let action = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::Handler(on_sigint),
+            nix::sys::signal::SaFlags::empty(),
+            nix::sys::signal::SigSet::empty(),
+        );
+        let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGINT, &action);
+        let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &action);
+    }
+    let exe = std::env::current_exe().map_err(|e| CliError::error(format!("current_exe: {e}")))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("kharden-demo-")
+        .tempdir()
+        .map_err(|e| CliError::error(format!("temp dir: {e}")))?;
+    let root = tmp.path().to_path_buf();
+    let result = run_demo(&exe, &root);
+    if a.keep {
+        let kept = tmp.keep();
+        println!(
+            "\nkept the node at {} (export KHARDEN_ROOT={0} KHARDEN_STATE_DIR={0}/var/lib/kharden, then try `kharden journal log`); its processes are stopped",
+            kept.display()
+        );
+    }
+    result
+}
+
+fn run_demo(exe: &Path, root: &Path) -> CliResult {
+    let start = Instant::now();
+    let with_etcd = etcd_binary().is_some();
+    let node = write_node(
+        root,
+        NodePorts::free(),
+        &NodeOptions {
+            etcd: with_etcd,
+            ..NodeOptions::default()
+        },
+    )
+    .map_err(|e| CliError::error(format!("building the simulated node: {e}")))?;
+    let bin = root.join("bin");
+    install_fake_binaries(&bin, exe)
+        .map_err(|e| CliError::error(format!("{}: {e}", bin.display())))?;
+    let reject_file = root.join("reject-flags");
+    std::fs::write(&reject_file, "").map_err(|e| CliError::error(e.to_string()))?;
+    let mut path = bin.into_os_string();
+    path.push(":/usr/bin:/bin");
+    let mut opts = KubeletOptions::new(root);
+    opts.path = Some(path);
+    opts.poll_interval = Duration::from_millis(100);
+    opts.backoff_initial = Duration::from_millis(300);
+    opts.backoff_max = Duration::from_secs(2);
+    opts.grace_period = Duration::from_secs(3);
+    opts.env.push((
+        "FAKE_REJECT_FLAGS_FILE".into(),
+        reject_file.display().to_string(),
+    ));
+    // The fakes see host paths (the audit policy kharden writes) under the node's root, as a
+    // real pod sees them through its hostPath mounts.
+    opts.env
+        .push(("FAKE_HOST_ROOT".into(), root.display().to_string()));
+    let mut kubelet = KubeletProcess::spawn(exe, &["__kubelet"], &opts)
+        .map_err(|e| CliError::error(format!("starting the kubelet emulator: {e}")))?;
+    let demo = Demo {
+        exe: exe.to_path_buf(),
+        root: root.to_path_buf(),
+        state: root.join("var/lib/kharden"),
+        reject_file,
+        start,
+    };
+    let result = narrate(&demo, &node, with_etcd);
+    kubelet.stop();
+    result
+}
+
+fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResult {
+    let apiserver = node
+        .apiserver_manifest
+        .clone()
+        .ok_or_else(|| CliError::error("no apiserver manifest"))?;
+    let api = apiserver.display().to_string();
+    d.say(&format!(
+        "A simulated control-plane node at {}: kubeadm-shaped manifests, a cluster CA, a kubelet emulator running kube-apiserver, kube-controller-manager, kube-scheduler (fakes that reject unknown flags and serve /livez over TLS){}",
+        d.root.display(),
+        if with_etcd { " and a real etcd" } else { " (etcd is not installed: apt-get install etcd-server to include it)" }
+    ));
+    for m in [
+        &node.apiserver_manifest,
+        &node.controller_manager_manifest,
+        &node.scheduler_manifest,
+        &node.etcd_manifest,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        wait_healthy(&d.root, m, Duration::from_secs(30))?;
+    }
+    println!("every component is running and healthy");
+
+    d.say("1. Audit: the CIS Kubernetes Benchmark 1.12 controls, evaluated on the running processes (as kube-bench reads `ps`)");
+    d.run(&["audit"])?;
+
+    d.say("2. Harden with health gates: one transaction per component (--batch), etcd first. Each write is journaled first, kubelet's restart is proven from /proc, the new process must answer its own probe over TLS for 2 s, and the flags of the running process are audited");
+    d.run(&[
+        "harden",
+        "--batch",
+        "--stable-for",
+        "2",
+        "--health-timeout",
+        "30",
+    ])?;
+
+    d.say("3. A bad change: this apiserver is told to reject --enable-aggregator-routing. kharden writes it, the new process crash-loops, the gate fails, and the rollback restores the old manifest and proves the old component healthy again");
+    std::fs::write(&d.reject_file, "--enable-aggregator-routing\n")
+        .map_err(|e| CliError::error(e.to_string()))?;
+    d.run(&[
+        "apply",
+        &api,
+        "--set",
+        "enable-aggregator-routing=true",
+        "--stable-for",
+        "1",
+        "--health-timeout",
+        "6",
+    ])?;
+
+    d.say("4. A crash in the middle of a gate: kharden is killed with SIGKILL while it waits, leaving the manifest written and the transaction open");
+    let before = std::fs::read(&apiserver).map_err(|e| CliError::error(e.to_string()))?;
+    println!("$ kharden apply $NODE/... --set enable-aggregator-routing=true &   # then kill -9");
+    let mut child = d
+        .kharden(&[
+            "-q",
+            "apply",
+            &api,
+            "--set",
+            "enable-aggregator-routing=true",
+            "--health-timeout",
+            "60",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| CliError::error(e.to_string()))?;
+    let t0 = Instant::now();
+    while std::fs::read(&apiserver).map_err(|e| CliError::error(e.to_string()))? == before
+        && t0.elapsed() < Duration::from_secs(20)
+    {
+        check_interrupt()?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("killed kharden in the middle of its health gate");
+    d.run(&["journal", "log", "--limit", "1"])?;
+    println!("after a reboot, `kharden recover` runs before kubelet (packaging/kharden-recover.service):");
+    std::fs::write(&d.reject_file, "").map_err(|e| CliError::error(e.to_string()))?;
+    d.run(&["recover"])?;
+    wait_healthy(&d.root, &apiserver, Duration::from_secs(30))?;
+    println!("the apiserver is back on its last known-good manifest and healthy");
+
+    d.say("5. The journal: every transaction, newest first, and the diff of the apiserver's hardening");
+    d.run(&["journal", "log", "--limit", "10"])?;
+    let log = d
+        .kharden(&[
+            "-o",
+            "json",
+            "journal",
+            "log",
+            "--limit",
+            "100",
+            "--state",
+            "committed",
+        ])
+        .output()
+        .map_err(|e| CliError::error(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap_or_default();
+    let harden_api = v["transactions"]
+        .as_array()
+        .and_then(|ts| {
+            ts.iter().find(|t| {
+                t["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("kube-apiserver"))
+            })
+        })
+        .and_then(|t| t["txid"].as_u64());
+    if let Some(id) = harden_api {
+        d.run(&["journal", "diff", &id.to_string()])?;
+    }
+    d.run(&["journal", "verify"])?;
+
+    d.say("6. The audit again");
+    d.run(&["audit"])?;
+    d.say(&format!(
+        "Done in {:.0} s. Nothing is left running.",
+        d.start.elapsed().as_secs_f32()
+    ));
+    Ok(exit::SUCCESS)
+}
