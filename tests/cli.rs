@@ -361,3 +361,26 @@ fn edit_prints_the_edited_manifest_and_writes_nothing() {
     assert_eq!(v["changed"], false);
     assert!(v["argv_before"].as_array().unwrap().len() > 10);
 }
+
+#[test]
+fn json_logs_go_to_stderr_and_stdout_stays_one_document() {
+    let node = Node::new();
+    let out = node
+        .kharden()
+        .args(["-o", "json", "-v", "--log-format", "json", "apply"])
+        .arg(&node.manifest)
+        .args(["--set", "profiling=false", "--no-gate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["result"], "committed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.iter().any(|l| l.contains("committed")), "{stderr}");
+    for l in lines {
+        serde_json::from_str::<serde_json::Value>(l)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"));
+    }
+}

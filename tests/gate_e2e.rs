@@ -301,6 +301,53 @@ fn killing_kharden_during_the_gate_then_recover_reverts() {
 }
 
 #[test]
+fn recover_with_resume_policy_gates_and_audits_again_then_commits() {
+    let sim = start(apiserver_only(), |_| {});
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    let before = std::fs::read(&m).unwrap();
+    std::fs::write(&sim.reject_file, "--profiling\n").unwrap();
+    let mut child = sim
+        .kharden()
+        .arg("apply")
+        .arg(&m)
+        .args(["--set", "profiling=false", "--health-timeout", "60"])
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::read(&m).unwrap() == before {
+        assert!(t0.elapsed() < Duration::from_secs(20), "apply never wrote");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after = std::fs::read(&m).unwrap();
+    // The operator knows the edit is wanted: the component accepts it now.
+    std::fs::write(&sim.reject_file, "").unwrap();
+    let (code, out, err) = run(sim.kharden().args([
+        "recover",
+        "--policy",
+        "resume",
+        "--stable-for",
+        "1",
+        "--health-timeout",
+        "30",
+    ]));
+    assert_eq!(code, 0, "{out}\n{err}\n{}", sim.kubelet.events());
+    assert!(out.contains("committed"), "{out}");
+    assert_eq!(std::fs::read(&m).unwrap(), after);
+    let show = sim.show(1);
+    assert!(
+        show.contains("--policy resume")
+            && show.contains("(restarted)")
+            && show.contains("audit passed"),
+        "{show}"
+    );
+    assert_eq!(sim.log()["transactions"][0]["state"], "committed");
+}
+
+#[test]
 fn harden_fixes_several_controls_and_rolls_one_back() {
     let sim = start(apiserver_only(), |_| {});
     let m = sim.apiserver();

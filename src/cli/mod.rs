@@ -49,8 +49,13 @@ impl<E: std::error::Error> From<E> for CliError {
 
 pub type CliResult = Result<u8, CliError>;
 
+/// Logs go to stderr (text or `--log-format json`), never to stdout, so `-o json` stays one
+/// document. Under systemd (`JOURNAL_STREAM` is set for a unit's stderr), text logs go to the
+/// journal instead, with their levels and fields, when it can be reached.
 fn init_logging(cli: &Cli) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let level = if cli.quiet {
         "error"
     } else {
@@ -62,13 +67,32 @@ fn init_logging(cli: &Cli) {
         }
     };
     let filter = EnvFilter::try_from_env("KHARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match cli.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.without_time().with_target(false).try_init(),
+    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journald = match (under_systemd, cli.log_format) {
+        (true, LogFormat::Text) => tracing_journald::layer().ok(),
+        _ => None,
     };
+    let stderr = match (&journald, cli.log_format) {
+        (Some(_), _) => None,
+        (None, LogFormat::Json) => Some(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .boxed(),
+        ),
+        (None, LogFormat::Text) => Some(
+            tracing_subscriber::fmt::layer()
+                .without_time()
+                .with_target(false)
+                .with_writer(std::io::stderr)
+                .boxed(),
+        ),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(journald.map(|j| j.with_syslog_identifier("kharden".into())))
+        .with(stderr)
+        .try_init();
 }
 
 /// Entry point of the `kharden` binary.

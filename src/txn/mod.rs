@@ -209,6 +209,7 @@ impl<'a> Engine<'a> {
         let blob_refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
         // Invariant 3: durable intent before any managed file is touched.
         let id = self.journal.prepare(rec, &blob_refs, to_ms(now))?;
+        tracing::info!(txid = id, "prepared (durable intent recorded)");
         let rec = self.journal.get(id)?;
         drop(blobs);
         self.forward(rec)
@@ -218,12 +219,19 @@ impl<'a> Engine<'a> {
     /// commit; roll back on any failure.
     pub(crate) fn forward(&self, rec: TxnRecord) -> Result<Outcome, TxnError> {
         let id = rec.id;
-        if let Err(e) = self.write_side(&rec, Side::After) {
-            let reason = format!("write failed: {e}");
-            self.event(id, EventKind::Note(reason.clone()), Durable::Later)?;
-            return self.rollback(id, RollbackCause::WriteFailed, reason);
-        }
+        let written = match self.write_side(&rec, Side::After) {
+            Ok(n) => n,
+            Err(e) => {
+                let reason = format!("write failed: {e}");
+                self.event(id, EventKind::Note(reason.clone()), Durable::Later)?;
+                return self.rollback(id, RollbackCause::WriteFailed, reason);
+            }
+        };
         let written_at = self.clock.now();
+        // A resumed transaction whose files were already at after: the write happened before
+        // the crash, at a time not kept durably. Any process with the new argv started after
+        // it (no process had that argv before), so the restart proof needs no start time.
+        let started_after = (written > 0).then_some(written_at);
         let mut state = rec.state;
         self.advance(id, &mut state, State::Applied)?;
         let gated = rec.files.iter().any(|f| f.gated);
@@ -235,7 +243,7 @@ impl<'a> Engine<'a> {
             let verdict = self.run_gate(
                 &rec,
                 &contents,
-                Some(written_at),
+                started_after,
                 from_ms(rec.deadline_ms),
                 Purpose::Forward,
             )?;
@@ -306,6 +314,7 @@ impl<'a> Engine<'a> {
             Durable::Yes,
             self.now_ms(),
         )?;
+        tracing::info!(txid = id, "committed");
         Ok(Outcome::Committed { txid: id })
     }
 
@@ -457,6 +466,7 @@ impl<'a> Engine<'a> {
         cause: RollbackCause,
         reason: String,
     ) -> Result<Outcome, TxnError> {
+        tracing::warn!(txid = id, ?cause, %reason, "rolling back");
         self.journal.set_state(
             id,
             State::RollingBack,
