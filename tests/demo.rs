@@ -77,6 +77,10 @@ fn the_demo_runs_to_the_end_and_leaves_nothing_running() {
     }
     assert!(stdout.contains("ROLLED BACK"), "{stdout}");
     assert!(
+        !stdout.contains("NEEDS MANUAL"),
+        "a rollback was not proven: {stdout}"
+    );
+    assert!(
         stdout.contains("restoring before -> rolled-back"),
         "{stdout}"
     );

@@ -219,6 +219,10 @@ impl<'a> Engine<'a> {
     /// commit; roll back on any failure.
     pub(crate) fn forward(&self, rec: TxnRecord) -> Result<Outcome, TxnError> {
         let id = rec.id;
+        // The restart proof compares process start times with this instant, taken *before*
+        // the rename: kubelet may start the new process within milliseconds of it, before the
+        // write call even returns.
+        let write_started = self.clock.now();
         let written = match self.write_side(&rec, Side::After) {
             Ok(n) => n,
             Err(e) => {
@@ -227,11 +231,10 @@ impl<'a> Engine<'a> {
                 return self.rollback(id, RollbackCause::WriteFailed, reason);
             }
         };
-        let written_at = self.clock.now();
         // A resumed transaction whose files were already at after: the write happened before
         // the crash, at a time not kept durably. Any process with the new argv started after
         // it (no process had that argv before), so the restart proof needs no start time.
-        let started_after = (written > 0).then_some(written_at);
+        let started_after = (written > 0).then_some(write_started);
         let mut state = rec.state;
         self.advance(id, &mut state, State::Applied)?;
         let gated = rec.files.iter().any(|f| f.gated);
@@ -466,7 +469,7 @@ impl<'a> Engine<'a> {
         cause: RollbackCause,
         reason: String,
     ) -> Result<Outcome, TxnError> {
-        tracing::warn!(txid = id, ?cause, %reason, "rolling back");
+        tracing::info!(txid = id, ?cause, %reason, "rolling back");
         self.journal.set_state(
             id,
             State::RollingBack,
@@ -488,6 +491,8 @@ impl<'a> Engine<'a> {
         gate: bool,
     ) -> Result<Outcome, TxnError> {
         let id = rec.id;
+        // Taken before the restore's rename, as in `forward`.
+        let write_started = self.clock.now();
         let restored = match self.write_side(&rec, Side::Before) {
             Ok(n) => n,
             Err(e) => {
@@ -513,7 +518,7 @@ impl<'a> Engine<'a> {
             let now = self.clock.now();
             let deadline = now + Duration::from_secs(rec.gate.timeout_secs);
             let contents = self.side_contents(&rec, Side::Before)?;
-            let written_at = (restored > 0).then_some(now);
+            let written_at = (restored > 0).then_some(write_started);
             match self.run_gate(&rec, &contents, written_at, deadline, Purpose::Rollback)? {
                 GateVerdict::Passed { .. } => {}
                 GateVerdict::Failed { reason: why } => {

@@ -687,3 +687,73 @@ fn illegal_transitions_are_refused_by_the_journal() {
         );
     }
 }
+
+/// Records when the gate was told the write happened, to check it is not after the rename.
+struct WriteTimeGate(RefCell<Vec<Option<SystemTime>>>);
+
+impl Gate for WriteTimeGate {
+    fn wait(&self, req: &GateRequest<'_>, _observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+        self.0.borrow_mut().push(req.written_at);
+        GateVerdict::Failed {
+            reason: "scripted".into(),
+        }
+    }
+}
+
+/// Storage that notes the time of each replace.
+#[derive(Default)]
+struct TimedStorage {
+    inner: MemStorage,
+    times: RefCell<Vec<SystemTime>>,
+}
+
+impl Storage for TimedStorage {
+    fn read(&self, path: &Path) -> Result<Option<FileState>, DurableError> {
+        self.inner.read(path)
+    }
+    fn replace(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        meta: &FileMeta,
+        tag: &str,
+    ) -> Result<(), DurableError> {
+        std::thread::sleep(Duration::from_millis(5));
+        self.times.borrow_mut().push(SystemTime::now());
+        self.inner.replace(path, contents, meta, tag)
+    }
+    fn remove(&self, path: &Path) -> Result<(), DurableError> {
+        self.inner.remove(path)
+    }
+    fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
+        self.inner.remove_temp(path, tag)
+    }
+}
+
+#[test]
+fn the_restart_proof_time_is_taken_before_the_rename_forward_and_back() {
+    // A process kubelet starts between the rename and the return of the write call must
+    // count as restarted: the gate's "written at" may not be later than the rename.
+    let (_d, j) = journal();
+    let s = TimedStorage::default();
+    s.inner.put(M, b"old");
+    let g = WriteTimeGate(RefCell::new(Vec::new()));
+    let e = Engine {
+        journal: &j,
+        storage: &s,
+        gate: &g,
+        audit: &NoAudit,
+        clock: &SystemClock,
+    };
+    let out = e.run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
+    assert!(matches!(out, Outcome::NeedsManual { .. }), "{out:?}");
+    let told = g.0.borrow();
+    let times = s.times.borrow();
+    assert_eq!((told.len(), times.len()), (2, 2));
+    for (t, w) in told.iter().zip(times.iter()) {
+        assert!(
+            t.expect("a write happened") < *w,
+            "gate told {t:?}, rename at {w:?}"
+        );
+    }
+}

@@ -240,6 +240,7 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResul
         "--health-timeout",
         "6",
     ])?;
+    d.run(&["journal", "show", "4"])?;
 
     d.say("4. A crash in the middle of a gate: kharden is killed with SIGKILL while it waits, leaving the manifest written and the transaction open");
     let before = std::fs::read(&apiserver).map_err(|e| CliError::error(e.to_string()))?;
