@@ -191,3 +191,64 @@ fn a_file_edited_behind_our_back_is_a_conflict_and_untouched() {
         .success();
     assert_eq!(node.read(), APISERVER);
 }
+
+#[test]
+fn kill_a_two_file_harden_at_every_failpoint_then_recover() {
+    // 3.2.1 creates /etc/kubernetes/audit-policy.yaml and edits the manifest in one
+    // transaction: after any crash and recovery both are on the same side.
+    let policy_rel = "etc/kubernetes/audit-policy.yaml";
+    let mut n = 1;
+    let mut sides = std::collections::BTreeSet::new();
+    loop {
+        let node = Node::new();
+        let policy = node.dir.path().join(policy_rel);
+        let mut cmd = node.kharden();
+        cmd.args(["harden", "--no-gate", "--batch", "--only", "3.2.1,1.2.15"]);
+        let crashed = run_crashing(cmd, n);
+        if crashed {
+            node.kharden().arg("recover").assert().success();
+        }
+        let manifest = node.read();
+        let at_before = manifest == APISERVER;
+        let policy_there = policy.exists();
+        assert_eq!(
+            at_before, !policy_there,
+            "point {n}: manifest before={at_before} but policy file present={policy_there}"
+        );
+        if policy_there {
+            let text = String::from_utf8_lossy(&manifest);
+            assert!(
+                text.contains("--audit-policy-file=/etc/kubernetes/audit-policy.yaml")
+                    && text.contains("--profiling=false")
+            );
+            assert!(!std::fs::read(&policy).unwrap().is_empty());
+        }
+        sides.insert(at_before);
+        // No temp file anywhere the transaction wrote.
+        assert_eq!(
+            node.manifest_dir_entries(),
+            vec!["kube-apiserver.yaml".to_string()]
+        );
+        let etc: Vec<String> = std::fs::read_dir(node.dir.path().join("etc/kubernetes"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(etc.is_empty(), "point {n}: temp files left: {etc:?}");
+        node.assert_meta_kept();
+        node.kharden()
+            .args(["journal", "verify"])
+            .assert()
+            .success();
+        assert!(node
+            .states()
+            .iter()
+            .all(|s| s == "committed" || s == "rolled-back" || s == "aborted"));
+        if !crashed {
+            assert!(n > 20, "too few failpoints ({n})");
+            break;
+        }
+        n += 1;
+    }
+    assert_eq!(sides.len(), 2, "both outcomes were reached");
+}
