@@ -11,10 +11,14 @@ pub struct FlagOccurrence {
 
 /// Every `-x`/`--x` item of `args` (the component's own flags, after wrappers), in order.
 /// A two-item flag (`--name value`) is reported with `value: None` for the flag item; the
-/// bare item after it is not a flag.
+/// bare item after it is not a flag. A bare `--` ends the flags, as in pflag: what follows
+/// is positional.
 pub fn parse_flags(args: &[String]) -> Vec<FlagOccurrence> {
     let mut out = Vec::new();
     for (index, a) in args.iter().enumerate() {
+        if a == "--" {
+            break;
+        }
         let Some(body) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
             continue;
         };
@@ -46,4 +50,19 @@ pub fn first_value(args: &[String], name: &str) -> Option<Option<String>> {
         .into_iter()
         .find(|f| f.name == name)
         .map(|f| f.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn double_dash_ends_the_flags() {
+        let args: Vec<String> = ["--v=2", "--", "--v=3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(last_value(&args, "v"), Some(Some("2".into())));
+        assert_eq!(parse_flags(&args).len(), 1);
+    }
 }

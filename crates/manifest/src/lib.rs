@@ -9,8 +9,41 @@
 //! - [`Change`], [`Mount`] and their `Display`/`parse_cli` forms,
 //! - [`edit`], [`inspect`], [`Edited`], [`PodInfo`], [`HttpGetProbe`], [`EditError`],
 //! - [`flags::parse_flags`], [`flags::last_value`], [`flags::first_value`].
+//!
+//! # Decisions (details in `docs/manifest-editor.md`)
+//!
+//! - **Target**: the document that is a `Pod` (or the only pod template), then `--container`,
+//!   else the only container, else the one running a known component (name or binary after
+//!   wrappers), else the one matching the pod's component label/name; otherwise refused.
+//!   Flags start after `go-runner`'s own flags and binary, after `hyperkube SUBCOMMAND`, after
+//!   `flock [opts] LOCK BINARY`; `sh -c` and block scalars are refused.
+//! - **Flag rules** (pflag): `-x` = `--x`, `_` = `-` in names, the last occurrence wins, `--`
+//!   ends the flags, `--name value` (two items) is one flag.
+//! - **Duplicated flags**: `set` rewrites the last (effective) occurrence and removes the
+//!   earlier ones; list/integer/map changes consolidate duplicates with equal values and refuse
+//!   duplicates with different values (list flags accumulate, so "the" value is ambiguous).
+//! - **Two-item flags** are edited as a unit: `set` replaces the value item (keeping its
+//!   quoting), `unset` removes both; `set NAME` without a value on one is refused.
+//! - **New flags** go right after the last flag item of the list holding the component's flags,
+//!   copying its indentation, dash spacing, quoting and line ending.
+//! - **Quoting**: edited items keep their style; a plain value that is not safe plain is quoted
+//!   like its quoted siblings, else with double quotes; values that YAML 1.1 would read as
+//!   bool/null/number/timestamp (`on`, `no`, `~`, `0x1F`, `1_000`, `1:30`, `1e3`, `.inf`,
+//!   empty...) are always quoted. Values with line breaks or control characters are refused.
+//! - **Verification**: the new argv must express the change and leave every other flag as it
+//!   was; the output must parse (serde_yaml) to the input's parse with exactly that change.
+//! - **Mount**: appends to existing block `volumes`/`volumeMounts` lists; absent or flow-style
+//!   lists are refused; idempotent; conflicting existing entries are refused.
 
+mod argv;
 pub mod flags;
+mod locate;
+mod mount;
+mod plan;
+mod splice;
+mod tree;
+mod verify;
+mod yaml11;
 
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -142,7 +175,10 @@ impl Change {
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Change::Set { name, value: Some(v) } => write!(f, "set --{name}={v}"),
+            Change::Set {
+                name,
+                value: Some(v),
+            } => write!(f, "set --{name}={v}"),
             Change::Set { name, value: None } => write!(f, "set --{name}"),
             Change::Unset { name } => write!(f, "unset --{name}"),
             Change::AddItem { name, item } => write!(f, "add {item} to --{name}"),
@@ -255,23 +291,226 @@ impl Edited {
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 
 /// Describe the target container of a manifest without changing anything.
+///
+/// Refuses (with the reason and line) what [`edit`] would refuse about the container itself:
+/// no or several matching containers, a `sh -c` script, flags in block scalars, anchors,
+/// aliases, tags or merge keys on the path to the argv.
 pub fn inspect(input: &[u8], container: Option<&str>) -> Result<PodInfo, EditError> {
-    let _ = (input, container);
-    Err(EditError {
-        line: None,
-        kind: EditErrorKind::Unsupported,
-        reason: "editor not implemented yet".into(),
-    })
+    let text = check_input(input)?;
+    let docs = tree::parse(text)?;
+    let loc = locate::locate(&docs, container)?;
+    locate::pod_info(&loc, loc.argv_strings(), loc.flags_start)
 }
 
 /// Apply `changes` (in order) to the target container of a manifest.
 ///
 /// Returns the edited bytes, or a refusal. Never returns output that failed verification.
-pub fn edit(input: &[u8], container: Option<&str>, changes: &[Change]) -> Result<Edited, EditError> {
-    let _ = (input, container, changes);
-    Err(EditError {
-        line: None,
-        kind: EditErrorKind::Unsupported,
-        reason: "editor not implemented yet".into(),
+/// Each change is planned on the text produced by the previous one; the whole call succeeds or
+/// fails as one.
+pub fn edit(
+    input: &[u8],
+    container: Option<&str>,
+    changes: &[Change],
+) -> Result<Edited, EditError> {
+    let text = check_input(input)?;
+    let docs = tree::parse(text)?;
+    let loc = locate::locate(&docs, container)?;
+    let before = locate::pod_info(&loc, loc.argv_strings(), loc.flags_start)?;
+    let (doc_index, container_index) = (loc.doc_index, loc.container_index);
+    drop(loc);
+    let mut first = Some(docs);
+    let mut cur = text.to_string();
+    let mut provenance = splice::Provenance::new(text.len());
+    let mut argv = before.argv.clone();
+    let mut flags_start = before.flags_start;
+    // The checking parser's reading of the input, parsed only once a change needs it (a no-op
+    // edit never pays for it), then updated with each change's intended effect.
+    let n_docs = first.as_ref().map_or(0, Vec::len);
+    let mut expected = verify::Expected::new(text, n_docs);
+    for change in changes {
+        let docs = match first.take() {
+            Some(d) => d,
+            None => tree::parse(&cur)?,
+        };
+        let loc = locate::locate(&docs, container)?;
+        if (loc.doc_index, loc.container_index) != (doc_index, container_index) {
+            return Err(EditError {
+                line: None,
+                kind: EditErrorKind::Verification,
+                reason: "verification failed, nothing written: an earlier change moved the target container".into(),
+            });
+        }
+        let mut splices = match change {
+            Change::Mount(m) => mount::plan(&cur, &loc, m, &mut expected)?,
+            _ => {
+                let (splices, new_argv, new_start) =
+                    flag_change(&cur, &loc, change, &mut expected)?;
+                argv = new_argv;
+                flags_start = new_start;
+                splices
+            }
+        };
+        if splices.is_empty() {
+            continue;
+        }
+        let next = splice::apply(&cur, &mut splices)?;
+        provenance.record(&splices);
+        drop(docs);
+        cur = next;
+    }
+    if cur.as_bytes() == input {
+        return Ok(Edited {
+            output: input.to_vec(),
+            after: before.clone(),
+            before,
+            replaced: Vec::new(),
+        });
+    }
+    verify::compare(expected.get()?, &cur)?;
+    if cfg!(debug_assertions) {
+        // Belt and braces in test and fuzz builds: our own parser must read the output back to
+        // the intended argv too (release builds rely on the serde_yaml comparison).
+        let docs = tree::parse(&cur)?;
+        let loc = locate::locate(&docs, container)?;
+        if loc.argv_strings() != argv || loc.flags_start != flags_start {
+            return Err(EditError {
+                line: None,
+                kind: EditErrorKind::Verification,
+                reason: "verification failed, nothing written: the output reads back differently"
+                    .into(),
+            });
+        }
+    }
+    let after = PodInfo {
+        argv,
+        flags_start,
+        ..before.clone()
+    };
+    Ok(Edited {
+        output: cur.into_bytes(),
+        before,
+        after,
+        replaced: provenance.replaced(),
     })
+}
+
+/// Size, UTF-8 and line-ending checks shared by [`inspect`] and [`edit`].
+fn check_input(input: &[u8]) -> Result<&str, EditError> {
+    if input.len() > MAX_MANIFEST_BYTES {
+        return Err(EditError {
+            line: None,
+            kind: EditErrorKind::TooLarge,
+            reason: format!(
+                "{} bytes is too large for a static pod manifest (limit {MAX_MANIFEST_BYTES})",
+                input.len()
+            ),
+        });
+    }
+    let text = std::str::from_utf8(input).map_err(|e| EditError {
+        line: Some(line_of(input, e.valid_up_to())),
+        kind: EditErrorKind::Syntax,
+        reason: "not valid UTF-8".into(),
+    })?;
+    let b = text.as_bytes();
+    if let Some(p) = (0..b.len()).find(|&i| b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')) {
+        return Err(EditError {
+            line: Some(line_of(input, p)),
+            kind: EditErrorKind::Unsupported,
+            reason: "a carriage return without a line feed (old Mac line endings) is not supported"
+                .into(),
+        });
+    }
+    Ok(text)
+}
+
+/// 1-based line of byte offset `pos`.
+fn line_of(input: &[u8], pos: usize) -> usize {
+    input[..pos.min(input.len())]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        + 1
+}
+
+/// Plan, check and render one flag change on the current text.
+fn flag_change(
+    text: &str,
+    loc: &locate::Located<'_>,
+    change: &Change,
+    expected: &mut verify::Expected<'_>,
+) -> Result<(Vec<splice::Splice>, Vec<String>, usize), EditError> {
+    let argv = loc.argv_strings();
+    let ops = plan::plan(&argv, loc.flags_start, change, &|i| {
+        loc.argv.get(i).map_or(0, |a| a.node.line)
+    })?;
+    if ops.is_empty() {
+        return Ok((Vec::new(), argv, loc.flags_start));
+    }
+    let new_argv = plan::apply_strings(&argv, &ops);
+    let new_start = match argv::analyse(&new_argv, loc.command.is_some()) {
+        argv::Launch::Flags { flags_start, .. } => flags_start,
+        argv::Launch::ShellC { .. } => usize::MAX,
+    };
+    verify::check_intent(change, &argv, &new_argv, loc.flags_start, new_start)?;
+
+    // The expected documents: the same container with its lists rewritten.
+    let homes: Vec<(usize, usize)> = loc.argv.iter().map(|a| (list_id(a.list), a.pos)).collect();
+    let slots = plan::apply(&homes, 2, &ops);
+    let touched = |id: usize| {
+        ops.iter().any(|op| {
+            loc.argv
+                .get(op.idx())
+                .is_some_and(|a| list_id(a.list) == id)
+        })
+    };
+    let mut lists = Vec::new();
+    for kind in [locate::ListKind::Command, locate::ListKind::Args] {
+        let id = list_id(kind);
+        if touched(id) {
+            // `plan::apply` returns one entry per list id (0 and 1).
+            lists.push((kind, slots[id].clone()));
+        }
+    }
+    let container = verify::value_at_mut(expected.get()?, loc.doc_index, &loc.container_path())?;
+    verify::set_lists(container, &lists)?;
+
+    // The bytes.
+    let mut splices = Vec::new();
+    for (kind, _) in &lists {
+        let Some((items, flow)) = loc.list(*kind).and_then(tree::Node::seq_items) else {
+            continue;
+        };
+        let in_list = |idx: usize| loc.argv.get(idx).filter(|a| a.list == *kind);
+        let mut removed = Vec::new();
+        for op in &ops {
+            let Some(item) = in_list(op.idx()) else {
+                continue;
+            };
+            match op {
+                plan::Op::Remove { .. } => removed.push(item.pos),
+                plan::Op::Replace { value, .. } => {
+                    splices.extend(splice::replace_scalar(text, item.node, items, flow, value));
+                }
+                plan::Op::InsertAfter { value, .. } => {
+                    splices.push(splice::insert_item(text, items, flow, item.pos, value)?);
+                }
+            }
+        }
+        removed.sort_unstable();
+        splices.extend(splice::remove_items(
+            text,
+            items,
+            flow,
+            &removed,
+            kind.key(),
+        )?);
+    }
+    Ok((splices, new_argv, new_start))
+}
+
+fn list_id(kind: locate::ListKind) -> usize {
+    match kind {
+        locate::ListKind::Command => 0,
+        locate::ListKind::Args => 1,
+    }
 }

@@ -1,0 +1,56 @@
+//! One change on a ~5 KB kubeadm apiserver manifest: parse + plan + splice + verify.
+//!
+//! `cargo bench -p kharden-manifest --bench edit`
+
+use divan::{black_box, Bencher};
+use kharden_manifest::{edit, inspect, Change};
+
+const APISERVER: &[u8] = include_bytes!("../tests/fixtures/kubeadm-apiserver.yaml");
+
+fn main() {
+    divan::main();
+}
+
+/// Rewrite an existing flag's value (the common case).
+#[divan::bench]
+fn set_existing_flag(b: Bencher) {
+    let change = vec![Change::Set {
+        name: "secure-port".into(),
+        value: Some("6444".into()),
+    }];
+    b.bench(|| edit(black_box(APISERVER), None, black_box(&change)).map(|e| e.output.len()));
+}
+
+/// Append a new flag.
+#[divan::bench]
+fn add_new_flag(b: Bencher) {
+    let change = vec![Change::Set {
+        name: "profiling".into(),
+        value: Some("false".into()),
+    }];
+    b.bench(|| edit(black_box(APISERVER), None, black_box(&change)).map(|e| e.output.len()));
+}
+
+/// A change that is already in effect (parse + locate + plan, no verification needed).
+#[divan::bench]
+fn no_op_change(b: Bencher) {
+    let change = vec![Change::Set {
+        name: "secure-port".into(),
+        value: Some("6443".into()),
+    }];
+    b.bench(|| edit(black_box(APISERVER), None, black_box(&change)).map(|e| e.output.len()));
+}
+
+/// Inspection alone (saphyr parse + locate).
+#[divan::bench]
+fn inspect_only(b: Bencher) {
+    b.bench(|| inspect(black_box(APISERVER), None).map(|i| i.argv.len()));
+}
+
+/// For comparison: one serde_yaml parse of the same file (verification needs two: the input and
+/// the output).
+#[divan::bench]
+fn serde_yaml_parse_only(b: Bencher) {
+    let text = std::str::from_utf8(APISERVER).unwrap_or_default();
+    b.bench(|| serde_yaml::from_str::<serde_yaml::Value>(black_box(text)).is_ok());
+}
