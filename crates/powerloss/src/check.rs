@@ -1,0 +1,362 @@
+//! DESIGN.md's invariants, checked on a disk after `kharden recover` ran on it.
+//!
+//! The oracle knows only what an operator would: the files' contents before the first
+//! transaction, and the outcomes kharden *reported* before the power went off. From the
+//! journal it replays every transaction in order, per file: a transaction's before-image must
+//! be what the previous one left (Committed leaves after; RolledBack and Aborted leave before;
+//! NeedsManual may leave either), and the disk must end where the last one left it. That one
+//! chain catches a committed change that a power cut reverted, a rollback that did not stick,
+//! a partial or torn file, and an edit applied without its Prepared record.
+
+use crate::harness::{Reported, MANIFESTS};
+use crate::sim::{lock, Shared, Tree};
+use kharden::durable::{hash, FileMeta};
+use kharden::journal::{Journal, State, TxnRecord};
+use kharden::txn::{recover, Outcome, Policy, RecoverReport};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What the operator knows.
+#[derive(Debug, Clone, Default)]
+pub struct Oracle {
+    /// Every managed file before the first transaction (`None`: absent).
+    pub initial: BTreeMap<PathBuf, Option<(Vec<u8>, FileMeta)>>,
+    /// Outcomes reported before the crash.
+    pub reported: Reported,
+    /// Whether injected I/O errors may have made a rollback fail (NeedsManual is then legal).
+    pub faults: bool,
+    /// Whether a `journal prune` may have removed transactions (the chain then starts at the
+    /// oldest transaction left).
+    pub pruned: bool,
+    /// Tolerate (and count) a temp file of a *terminal* transaction when I/O errors were
+    /// injected: the core leaves the temp of a failed replace behind and recovery only cleans
+    /// up after open transactions (reported to the lead; see docs/crash-safety.md).
+    pub tolerate_stale_temps: bool,
+    /// How many such temp files were tolerated.
+    pub tolerated_temps: std::cell::Cell<u64>,
+}
+
+type H = Option<[u8; 32]>;
+
+fn side(img: &Option<kharden::journal::Image>) -> H {
+    img.as_ref().map(|i| i.hash)
+}
+
+fn short(h: &H) -> String {
+    match h {
+        None => "absent".into(),
+        Some(h) => kharden::journal::hex(h)[..8].to_string(),
+    }
+}
+
+/// Every transaction in the journal, oldest first.
+pub fn all_txns(j: &Journal) -> Result<Vec<TxnRecord>, String> {
+    let mut v = j
+        .list(usize::MAX, None)
+        .map_err(|e| format!("journal list: {e}"))?;
+    v.reverse();
+    Ok(v)
+}
+
+/// The invariants on the disk and journal as they are now (recovery already ran).
+pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Vec<String> {
+    let mut bad = Vec::new();
+    match journal.open_ids() {
+        Ok(ids) if !ids.is_empty() => {
+            bad.push(format!("transactions still open after recover: {ids:?}"))
+        }
+        Ok(_) => {}
+        Err(e) => bad.push(format!("journal open index unreadable: {e}")),
+    }
+    let txns = match all_txns(journal) {
+        Ok(t) => t,
+        Err(e) => {
+            bad.push(e);
+            return bad;
+        }
+    };
+    // The chain, per file: the set of hashes it may hold now.
+    let mut cur: BTreeMap<String, Vec<H>> = BTreeMap::new();
+    let pruned = oracle.pruned || txns.first().is_some_and(|t| t.id > 1);
+    if !pruned {
+        for (p, c) in &oracle.initial {
+            cur.insert(
+                p.to_string_lossy().into_owned(),
+                vec![c.as_ref().map(|(d, _)| hash(d))],
+            );
+        }
+    }
+    for t in &txns {
+        for f in &t.files {
+            let (b, a) = (side(&f.before), side(&f.after));
+            match cur.get(&f.path) {
+                Some(allowed) if !allowed.contains(&b) => bad.push(format!(
+                    "txn {} ({}): {} before-image {} is not what the previous transactions left ({})",
+                    t.id,
+                    t.state,
+                    f.path,
+                    short(&b),
+                    allowed.iter().map(short).collect::<Vec<_>>().join("|")
+                )),
+                _ => {}
+            }
+            let next = match t.state {
+                State::Committed => vec![a],
+                State::RolledBack | State::Aborted => vec![b],
+                State::NeedsManual => {
+                    if !oracle.faults {
+                        bad.push(format!(
+                            "txn {} needs manual intervention without any injected fault",
+                            t.id
+                        ));
+                    }
+                    vec![b, a]
+                }
+                open => {
+                    bad.push(format!("txn {} is still {open}", t.id));
+                    vec![b, a]
+                }
+            };
+            cur.insert(f.path.clone(), next);
+        }
+    }
+    let w = lock(world);
+    for (path, allowed) in &cur {
+        let p = Path::new(path);
+        let actual = w.live.file(p);
+        let h = actual.map(|i| hash(&i.data));
+        if !allowed.contains(&h) {
+            let what = match actual {
+                None => "absent".to_string(),
+                Some(i) if i.data.is_empty() => "empty".to_string(),
+                Some(i) => format!("{} bytes, {}", i.data.len(), short(&h)),
+            };
+            bad.push(format!(
+                "{path}: holds {what}, expected {} (the journal's last word on it)",
+                allowed.iter().map(short).collect::<Vec<_>>().join(" or ")
+            ));
+        }
+        if let Some(i) = actual {
+            let expected = match oracle.initial.get(p) {
+                Some(Some((_, m))) => *m,
+                _ => FileMeta::NEW_FILE,
+            };
+            if i.meta != expected {
+                bad.push(format!(
+                    "{path}: mode/owner {:?}, expected {:?}",
+                    i.meta, expected
+                ));
+            }
+        }
+    }
+    for v in check_dir_tidy(&w.live) {
+        let terminal_txn = |name: &str| {
+            name.rsplit(".kharden-")
+                .next()
+                .and_then(|t| t.parse::<u64>().ok())
+                // A transaction pruned from the journal was terminal.
+                .is_some_and(|id| {
+                    txns.iter()
+                        .find(|t| t.id == id)
+                        .map_or(pruned, |t| t.state.is_terminal())
+                })
+        };
+        if oracle.tolerate_stale_temps
+            && oracle.faults
+            && v.contains("temp file left")
+            && terminal_txn(v.split(':').next().unwrap_or(""))
+        {
+            oracle.tolerated_temps.set(oracle.tolerated_temps.get() + 1);
+        } else {
+            bad.push(v);
+        }
+    }
+    drop(w);
+    for (id, out) in &oracle.reported {
+        let want = match out {
+            Outcome::Committed { .. } => State::Committed,
+            Outcome::RolledBack { .. } => State::RolledBack,
+            Outcome::NeedsManual { .. } => State::NeedsManual,
+            Outcome::Unchanged => continue,
+        };
+        match txns.iter().find(|t| t.id == *id) {
+            Some(t) if t.state == want => {}
+            Some(t) => bad.push(format!(
+                "txn {id} was reported {want} but the journal now says {}",
+                t.state
+            )),
+            None if pruned => {}
+            None => bad.push(format!(
+                "txn {id} was reported {want} but is gone from the journal"
+            )),
+        }
+    }
+    match journal.verify() {
+        Ok(faults) => {
+            for f in faults {
+                bad.push(format!("journal verify: txn {:?}: {}", f.txid, f.what));
+            }
+        }
+        Err(e) => bad.push(format!("journal verify failed: {e}")),
+    }
+    bad
+}
+
+/// No temp file left in any managed directory, and nothing but manifests in the manifests
+/// directory (invariant 4, and "recovery deletes its temp files").
+pub fn check_dir_tidy(tree: &Tree) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (dir, entries) in &tree.dirs {
+        if dir == Path::new(crate::sim::STATE_DIR) {
+            continue;
+        }
+        for name in entries.keys() {
+            if name.contains(".kharden-") {
+                bad.push(format!(
+                    "{}/{name}: temp file left after recover",
+                    dir.display()
+                ));
+            } else if dir == Path::new(MANIFESTS)
+                && !name.starts_with('.')
+                && !name.ends_with(".yaml")
+            {
+                bad.push(format!(
+                    "{MANIFESTS}/{name}: unexpected file kubelet would load"
+                ));
+            }
+        }
+    }
+    bad
+}
+
+/// Run recovery (default policy), check, run it again and check that nothing changed.
+/// Returns the violations found.
+pub fn recover_and_check(world: &Shared, oracle: &Oracle) -> Vec<String> {
+    recover_and_check_full(world, oracle).0
+}
+
+/// [`recover_and_check`], also saying whether the first recovery had work to do. A panic
+/// (in kharden or in redb) is a violation too.
+pub fn recover_and_check_full(world: &Shared, oracle: &Oracle) -> (Vec<String>, bool) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        recover_and_check_inner(world, oracle)
+    })) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".into());
+            (
+                vec![format!(
+                    "panic while opening the journal or recovering: {msg}"
+                )],
+                false,
+            )
+        }
+    }
+}
+
+fn recover_and_check_inner(world: &Shared, oracle: &Oracle) -> (Vec<String>, bool) {
+    let mut journal = match crate::harness::open_journal(world) {
+        Ok(j) => j,
+        Err(e) => {
+            return (
+                vec![format!("journal does not open after the crash: {e}")],
+                false,
+            )
+        }
+    };
+    let mut bad = Vec::new();
+    let did_work = match run_recover(world, &journal) {
+        Ok(r) => {
+            if r.has_conflicts() {
+                bad.push(format!("recover reported a conflict: {:?}", r.transactions));
+            }
+            !r.transactions.is_empty()
+        }
+        Err(e) => {
+            bad.push(format!("recover failed: {e}"));
+            return (bad, false);
+        }
+    };
+    bad.extend(check_state(world, &mut journal, oracle));
+    // Recover twice changes nothing: no open transaction, no file touched.
+    let before = lock(world).live.clone();
+    let states: Vec<(u64, State)> = all_txns(&journal)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| (t.id, t.state))
+        .collect();
+    match run_recover(world, &journal) {
+        Ok(r) if !r.transactions.is_empty() => {
+            bad.push(format!("second recover acted: {:?}", r.transactions))
+        }
+        Ok(_) => {}
+        Err(e) => bad.push(format!("second recover failed: {e}")),
+    }
+    let after = lock(world).live.clone();
+    let managed = |t: &Tree| {
+        t.dirs
+            .iter()
+            .filter(|(d, _)| d.as_path() != Path::new(crate::sim::STATE_DIR))
+            .map(|(d, e)| {
+                (
+                    d.clone(),
+                    e.iter()
+                        .map(|(n, i)| (n.clone(), t.inodes.get(i).cloned()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    if managed(&before) != managed(&after) {
+        bad.push("second recover changed the managed files".into());
+    }
+    let states2: Vec<(u64, State)> = all_txns(&journal)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| (t.id, t.state))
+        .collect();
+    if states != states2 {
+        bad.push(format!(
+            "second recover changed the journal: {states:?} -> {states2:?}"
+        ));
+    }
+    // ... and neither does a reopen (a second boot).
+    drop(journal);
+    match crate::harness::open_journal(world) {
+        Ok(j) => match run_recover(world, &j) {
+            Ok(r) if !r.transactions.is_empty() => bad.push(format!(
+                "recover after a reopen acted: {:?}",
+                r.transactions
+            )),
+            Ok(_) => {}
+            Err(e) => bad.push(format!("recover after a reopen failed: {e}")),
+        },
+        Err(e) => bad.push(format!("journal does not reopen after recover: {e}")),
+    }
+    (bad, did_work)
+}
+
+/// `kharden recover` with the default policy (revert, no force) on the world.
+pub fn run_recover(
+    world: &Shared,
+    journal: &Journal,
+) -> Result<RecoverReport, kharden::txn::TxnError> {
+    let storage = crate::sim::SimStorage {
+        world: world.clone(),
+    };
+    let clock = crate::harness::SimClock::new();
+    let gate = crate::harness::ScriptedGate::default();
+    let audit = crate::harness::FixedAudit(true);
+    let engine = kharden::txn::Engine {
+        journal,
+        storage: &storage,
+        gate: &gate,
+        audit: &audit,
+        clock: &clock,
+    };
+    recover(&engine, Policy::Revert, false)
+}

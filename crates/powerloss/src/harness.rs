@@ -1,0 +1,230 @@
+//! Running kharden's real engine on the simulated disk: the seams (gate, audit, clock) scripted,
+//! the journal opened through redb's backend seam, and every outcome the engine *reported*
+//! before a crash recorded, because those are the promises a power cut must not break.
+
+use crate::sim::{lock, Shared, SimBackend, SimStorage};
+use kharden::audit::{Audit, AuditRequest, AuditVerdict};
+use kharden::gate::{Gate, GateRequest, GateVerdict, Observation};
+use kharden::journal::{AuditSpec, GateSpec, Journal, JournalError, ProbeClass, TxId, TxnKind};
+use kharden::txn::{Clock, Engine, FileOp, Outcome, Plan};
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The manifests directory of the simulated node.
+pub const MANIFESTS: &str = "/etc/kubernetes/manifests";
+
+/// A managed path in the manifests directory.
+pub fn manifest(name: &str) -> PathBuf {
+    PathBuf::from(MANIFESTS).join(name)
+}
+
+/// A clock that advances one millisecond per reading: deterministic, and never still.
+#[derive(Debug, Default)]
+pub struct SimClock(Cell<u64>);
+
+impl SimClock {
+    pub fn new() -> SimClock {
+        SimClock(Cell::new(1_700_000_000_000))
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> SystemTime {
+        let t = self.0.get() + 1;
+        self.0.set(t);
+        UNIX_EPOCH + Duration::from_millis(t)
+    }
+}
+
+/// A gate answering from a script, one verdict per call; passes when the script is empty.
+#[derive(Debug, Default)]
+pub struct ScriptedGate(RefCell<Vec<bool>>);
+
+impl ScriptedGate {
+    pub fn new(verdicts: Vec<bool>) -> ScriptedGate {
+        ScriptedGate(RefCell::new(verdicts))
+    }
+}
+
+impl Gate for ScriptedGate {
+    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+        observe(Observation {
+            time: req.written_at.unwrap_or(UNIX_EPOCH),
+            class: ProbeClass::Healthy,
+            pid: Some(4242),
+            restarted: true,
+            detail: "simulated".into(),
+        });
+        let pass = {
+            let mut v = self.0.borrow_mut();
+            if v.is_empty() {
+                true
+            } else {
+                v.remove(0)
+            }
+        };
+        if pass {
+            GateVerdict::Passed {
+                pid: Some(4242),
+                argv: None,
+            }
+        } else {
+            GateVerdict::Failed {
+                reason: "simulated gate failure".into(),
+            }
+        }
+    }
+}
+
+/// An audit with a fixed verdict.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedAudit(pub bool);
+
+impl Audit for FixedAudit {
+    fn check(&self, _req: &AuditRequest<'_>) -> AuditVerdict {
+        AuditVerdict {
+            passed: self.0,
+            detail: if self.0 {
+                "ok".into()
+            } else {
+                "simulated audit failure".into()
+            },
+            output: None,
+        }
+    }
+}
+
+/// A plan writing `ops` (path, new contents or `None` to delete); the manifest is gated.
+pub fn plan(ops: &[(PathBuf, Option<Vec<u8>>)], gate: bool, audit: bool) -> Plan {
+    Plan {
+        kind: TxnKind::Apply,
+        summary: "power-loss simulation".into(),
+        ops: ops
+            .iter()
+            .map(|(p, a)| FileOp {
+                path: p.clone(),
+                after: a.clone(),
+                expect_before: None,
+                changes: Vec::new(),
+                gated: p.extension().is_some_and(|e| e == "yaml")
+                    && p.to_string_lossy().contains("kube-"),
+            })
+            .collect(),
+        gate: GateSpec {
+            enabled: gate,
+            timeout_secs: 60,
+            stable_for_secs: 1,
+            ..Default::default()
+        },
+        audit: AuditSpec {
+            builtin: audit,
+            script: None,
+            script_timeout_secs: 5,
+        },
+    }
+}
+
+/// Open the journal on the world's journal file.
+pub fn open_journal(world: &Shared) -> Result<Journal, JournalError> {
+    Journal::with_backend(SimBackend {
+        world: world.clone(),
+    })
+}
+
+/// What one workload reported before the machine went down.
+pub type Reported = Vec<(TxId, Outcome)>;
+
+/// Everything a workload needs: the journal, the storage, and the place to record reports.
+pub struct Ctx<'a> {
+    pub world: &'a Shared,
+    pub journal: &'a Journal,
+    pub storage: &'a SimStorage,
+    pub clock: &'a SimClock,
+    pub reported: RefCell<Reported>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn engine<'b>(&'b self, gate: &'b dyn Gate, audit: &'b dyn Audit) -> Engine<'b> {
+        Engine {
+            journal: self.journal,
+            storage: self.storage,
+            gate,
+            audit,
+            clock: self.clock,
+        }
+    }
+
+    /// Whether the power is still on (outcomes returned after a crash were never seen).
+    pub fn alive(&self) -> bool {
+        lock(self.world).crashed.is_none()
+    }
+
+    /// Record an outcome the engine returned, if the machine was still up to report it.
+    pub fn report(&self, outcome: &Outcome) {
+        if !self.alive() {
+            return;
+        }
+        let id = match outcome {
+            Outcome::Unchanged => return,
+            Outcome::Committed { txid } => *txid,
+            Outcome::RolledBack { txid, .. } => *txid,
+            Outcome::NeedsManual { txid, .. } => *txid,
+        };
+        self.reported.borrow_mut().push((id, outcome.clone()));
+    }
+
+    /// Run a plan and record its outcome.
+    pub fn run(&self, plan: Plan, gate: &dyn Gate, audit: &dyn Audit) -> Option<Outcome> {
+        match self.engine(gate, audit).run(plan) {
+            Ok(o) => {
+                self.report(&o);
+                Some(o)
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Run `f` with a journal opened on `world` (`None` when the journal does not open, e.g. the
+/// power went off during the open).
+pub fn with_ctx<R>(
+    world: &Shared,
+    f: impl FnOnce(&Ctx<'_>) -> R,
+) -> Result<(R, Reported), JournalError> {
+    let journal = open_journal(world)?;
+    let storage = SimStorage {
+        world: world.clone(),
+    };
+    let clock = SimClock::new();
+    let ctx = Ctx {
+        world,
+        journal: &journal,
+        storage: &storage,
+        clock: &clock,
+        reported: RefCell::new(Vec::new()),
+    };
+    let r = f(&ctx);
+    let reported = ctx.reported.into_inner();
+    drop(journal);
+    Ok((r, reported))
+}
+
+/// Run `f` on an already open journal (a long-running process between power cuts).
+pub fn with_ctx_journal<R>(
+    world: &Shared,
+    journal: &Journal,
+    storage: &SimStorage,
+    f: impl FnOnce(&Ctx<'_>) -> R,
+) -> (R, Reported) {
+    let clock = SimClock::new();
+    let ctx = Ctx {
+        world,
+        journal,
+        storage,
+        clock: &clock,
+        reported: RefCell::new(Vec::new()),
+    };
+    let r = f(&ctx);
+    (r, ctx.reported.into_inner())
+}

@@ -1,0 +1,177 @@
+//! The workloads explored: one transaction over one file and over two (one of them created),
+//! a gate failure and its rollback, `kharden rollback TXID`, and `journal prune`.
+//!
+//! File contents are a few KiB so that a torn write (at a 512-byte sector boundary) is possible
+//! and visible.
+
+use crate::explore::Scenario;
+use crate::harness::{manifest, plan, FixedAudit, ScriptedGate};
+use kharden::journal::{AuditSpec, GateSpec};
+use std::path::PathBuf;
+
+/// The gated manifest.
+pub fn apiserver() -> PathBuf {
+    manifest("kube-apiserver.yaml")
+}
+
+/// A second, non-gated file in another directory (the audit policy a flag names), so that a
+/// two-file transaction depends on two directory fsyncs.
+pub fn policy() -> PathBuf {
+    PathBuf::from("/etc/kubernetes/audit/policy.yaml")
+}
+
+/// A third file (a second gated manifest) for the random schedules.
+pub fn scheduler() -> PathBuf {
+    manifest("kube-scheduler.yaml")
+}
+
+/// A manifest-like body of about `len` bytes, distinct per `version`.
+pub fn body(version: u32, len: usize) -> Vec<u8> {
+    let mut s = format!("apiVersion: v1\nkind: Pod\n# version {version}\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n");
+    let mut i = 0;
+    while s.len() < len {
+        s.push_str(&format!("    - --flag-{i}=value-{version}-{i}\n"));
+        i += 1;
+    }
+    s.into_bytes()
+}
+
+/// One file, gate and audit pass: Prepared → Applied → Gating → Auditing → Audited → Committed.
+pub fn single_file_commit() -> Scenario {
+    Scenario {
+        name: "single-file commit",
+        files: vec![(apiserver(), Some(body(0, 1500)))],
+        setup: None,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::default();
+            ctx.run(
+                plan(&[(apiserver(), Some(body(1, 1700)))], true, true),
+                &gate,
+                &FixedAudit(true),
+            );
+        }),
+    }
+}
+
+/// Two files, one of them created by the transaction.
+pub fn two_file_commit() -> Scenario {
+    Scenario {
+        name: "two-file commit",
+        files: vec![(apiserver(), Some(body(0, 1500))), (policy(), None)],
+        setup: None,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::default();
+            ctx.run(
+                plan(
+                    &[
+                        (apiserver(), Some(body(1, 1300))),
+                        (policy(), Some(body(7, 900))),
+                    ],
+                    true,
+                    true,
+                ),
+                &gate,
+                &FixedAudit(true),
+            );
+        }),
+    }
+}
+
+/// Two files; the gate fails, the rollback restores both and its gate passes.
+pub fn gate_failure_rollback() -> Scenario {
+    Scenario {
+        name: "two-file gate failure and rollback",
+        files: vec![(apiserver(), Some(body(0, 1500))), (policy(), None)],
+        setup: None,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::new(vec![false, true]);
+            ctx.run(
+                plan(
+                    &[
+                        (apiserver(), Some(body(1, 1300))),
+                        (policy(), Some(body(7, 900))),
+                    ],
+                    true,
+                    true,
+                ),
+                &gate,
+                &FixedAudit(true),
+            );
+        }),
+    }
+}
+
+/// `kharden rollback 1` of a committed two-file transaction.
+pub fn rollback_command() -> Scenario {
+    Scenario {
+        name: "rollback command",
+        files: vec![(apiserver(), Some(body(0, 1500))), (policy(), None)],
+        setup: Some(Box::new(|ctx| {
+            let gate = ScriptedGate::default();
+            ctx.run(
+                plan(
+                    &[
+                        (apiserver(), Some(body(1, 1300))),
+                        (policy(), Some(body(7, 900))),
+                    ],
+                    true,
+                    true,
+                ),
+                &gate,
+                &FixedAudit(true),
+            );
+        })),
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::default();
+            let audit = FixedAudit(true);
+            let engine = ctx.engine(&gate, &audit);
+            if let Ok(p) = engine.rollback_plan(
+                1,
+                GateSpec {
+                    enabled: true,
+                    timeout_secs: 60,
+                    ..Default::default()
+                },
+                AuditSpec::default(),
+            ) {
+                ctx.run(p, &gate, &audit);
+            }
+        }),
+    }
+}
+
+/// `journal prune --keep 1` after three committed transactions.
+pub fn prune() -> Scenario {
+    Scenario {
+        name: "journal prune",
+        files: vec![(apiserver(), Some(body(0, 1500)))],
+        setup: Some(Box::new(|ctx| {
+            for v in 1..=3 {
+                let gate = ScriptedGate::default();
+                ctx.run(
+                    plan(
+                        &[(apiserver(), Some(body(v, 1500 + v as usize * 50)))],
+                        true,
+                        true,
+                    ),
+                    &gate,
+                    &FixedAudit(true),
+                );
+            }
+        })),
+        workload: Box::new(|ctx| {
+            let _ = ctx.journal.prune(1);
+        }),
+    }
+}
+
+/// Every scenario of the exhaustive suite.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        single_file_commit(),
+        two_file_commit(),
+        gate_failure_rollback(),
+        rollback_command(),
+        prune(),
+    ]
+}
