@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Check contrib/: the Ansible playbook against a simulated control-plane node, and the
+# Kubernetes Job manifest. Called from .ci/run; takes a minute or two.
+#
+#   contrib/ci-check.sh
+#
+# - Builds the release binary (or uses $KHARDEN_BIN).
+# - Uses ansible-playbook from target/contrib-venv, creating that venv with
+#   `pip install ansible-core` when it is not there yet (pip reaches PyPI).
+# - The node is a temp dir with copies of tests/fixtures/*.yaml under etc/kubernetes/manifests,
+#   its own state dir, and `--no-gate` (there is no kubelet to restart anything).
+# Checks, each printed as "ok: ..." (the first failure stops the script, exit 1):
+#   1. check mode: Ansible reports a change, and nothing is written or journaled;
+#   2. a real run: Ansible reports a change, `kharden audit --source manifest` then finds no
+#      automatable control failing;
+#   3. a second real run changes nothing (idempotent);
+#   4. a rollback (an audit script that fails) fails the play with kharden's exit code 4, and
+#      the node's files are back to what they were;
+#   5. the Job manifest has the fields a control-plane run needs (and passes kubeconform when
+#      that is installed).
+set -euo pipefail
+
+ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT_DIR"
+VENV=$ROOT_DIR/target/contrib-venv
+PASSED=0
+ok() {
+    echo "ok: $*"
+    PASSED=$((PASSED + 1))
+}
+die() {
+    echo "FAILED: $*" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+# ---- tools -----------------------------------------------------------------------------
+if [ -n "${KHARDEN_BIN:-}" ]; then
+    KH=$KHARDEN_BIN
+else
+    cargo build --release -q -p kharden --bin kharden
+    KH=$ROOT_DIR/target/release/kharden
+fi
+[ -x "$KH" ] || die "no kharden binary at $KH"
+
+if [ ! -x "$VENV/bin/ansible-playbook" ]; then
+    echo "installing ansible-core into $VENV (pip)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check ansible-core pyyaml
+fi
+PLAYBOOK=$VENV/bin/ansible-playbook
+PY=$VENV/bin/python
+"$PLAYBOOK" --version | sed -n 1p
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/kharden-ci-check.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+export ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_INVENTORY_UNPARSED_WARNING=False \
+    ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=False ANSIBLE_LOCAL_TEMP=$W/ansible-tmp \
+    ANSIBLE_HOME=$W/ansible-home
+
+new_node() { # new_node DIR: a simulated control-plane node
+    mkdir -p "$1/etc/kubernetes/manifests"
+    cp tests/fixtures/*.yaml "$1/etc/kubernetes/manifests/"
+}
+digest() { # every file of a node's manifests directory, hashed
+    (cd "$1/etc/kubernetes/manifests" && sha256sum -- * .[!.]* 2>/dev/null || true) | sort
+}
+txns() { # number of transactions in a state dir's journal
+    "$KH" --state-dir "$1" -o json journal log --limit 1000000 |
+        "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["transactions"]))'
+}
+play() { # play NODE LOGFILE [ansible-playbook args...]: run the playbook on NODE, status in $rc
+    local node=$1 logf=$2
+    shift 2
+    local extra
+    extra=$(printf '{"kharden_hosts": "localhost", "kharden_path": "%s", "ansible_python_interpreter": "%s", "kharden_extra_args": ["--no-gate", "--root", "%s", "--state-dir", "%s"]' \
+        "$KH" "$PY" "$node" "$node/var/lib/kharden")
+    set +e
+    "$PLAYBOOK" -i localhost, -c local contrib/ansible/harden.yml -e "$extra}" "$@" >"$logf" 2>&1
+    rc=$?
+    set -e
+}
+recap() { # recap LOGFILE FIELD: a number of the PLAY RECAP line
+    sed -n "s/^localhost *:.* $2=\([0-9]*\).*/\1/p" "$1" | tail -1
+}
+
+# ---- 1. check mode ----------------------------------------------------------------------
+NODE=$W/node
+new_node "$NODE"
+before=$(digest "$NODE")
+play "$NODE" "$W/check.log" --check
+[ "$rc" = 0 ] || { cat "$W/check.log"; die "check mode: ansible-playbook exited $rc"; }
+[ "$(recap "$W/check.log" changed)" = 1 ] || { cat "$W/check.log"; die "check mode: no change was predicted"; }
+[ "$(digest "$NODE")" = "$before" ] || die "check mode changed a manifest"
+[ ! -e "$NODE/var/lib/kharden/journal.redb" ] || [ "$(txns "$NODE/var/lib/kharden")" = 0 ] ||
+    die "check mode journaled a transaction"
+ok "check mode predicts a change, writes and journals nothing"
+
+# ---- 2. real run ------------------------------------------------------------------------
+play "$NODE" "$W/run.log"
+[ "$rc" = 0 ] || { cat "$W/run.log"; die "real run: ansible-playbook exited $rc"; }
+[ "$(recap "$W/run.log" changed)" = 1 ] || { cat "$W/run.log"; die "real run: not reported as changed"; }
+[ "$(digest "$NODE")" != "$before" ] || die "real run changed no manifest"
+n=$(txns "$NODE/var/lib/kharden")
+[ "$n" -gt 0 ] || die "real run journaled nothing"
+"$KH" --root "$NODE" -o json audit --source manifest >"$W/audit.json"
+failing=$("$PY" - "$W/audit.json" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+print(" ".join(c["id"] for c in doc["controls"] if c["automatable"] and c["status"] == "FAIL"))
+EOF
+)
+[ -z "$failing" ] || die "automatable controls still failing after the run: $failing"
+ok "a real run reports changed, commits $n transactions, and leaves no automatable control failing"
+
+# ---- 3. idempotent ----------------------------------------------------------------------
+after=$(digest "$NODE")
+play "$NODE" "$W/again.log"
+[ "$rc" = 0 ] || { cat "$W/again.log"; die "second run: ansible-playbook exited $rc"; }
+[ "$(recap "$W/again.log" changed)" = 0 ] || { cat "$W/again.log"; die "second run reported a change"; }
+[ "$(digest "$NODE")" = "$after" ] || die "second run changed a manifest"
+[ "$(txns "$NODE/var/lib/kharden")" = "$n" ] || die "second run journaled a transaction"
+ok "a second run changes nothing"
+
+# ---- 4. a rollback stops the rollout ------------------------------------------------------
+NODE2=$W/node2
+new_node "$NODE2"
+before2=$(digest "$NODE2")
+# One control through harden, then an apply that must never run: an audit script that always
+# fails makes kharden roll back the first transaction (exit 4).
+extra=$(printf '{"kharden_hosts": "localhost", "kharden_path": "%s", "ansible_python_interpreter": "%s", "kharden_only": ["1.2.17"], "kharden_apply": [{"manifest": "%s/etc/kubernetes/manifests/kube-scheduler.yaml", "changes": ["--set", "profiling=false"]}], "kharden_extra_args": ["--no-gate", "--audit-script", "/bin/false", "--root", "%s", "--state-dir", "%s"]}' \
+    "$KH" "$PY" "$NODE2" "$NODE2" "$NODE2/var/lib/kharden")
+set +e
+"$PLAYBOOK" -i localhost, -c local contrib/ansible/harden.yml -e "$extra" >"$W/rollback.log" 2>&1
+rc=$?
+set -e
+[ "$rc" != 0 ] || { cat "$W/rollback.log"; die "a rolled-back change did not fail the play"; }
+grep -q "exited 4: rolled back: the audit failed" "$W/rollback.log" ||
+    { cat "$W/rollback.log"; die "the failure does not name kharden's exit code 4"; }
+grep -q "TASK \[kharden apply\]" "$W/rollback.log" &&
+    { cat "$W/rollback.log"; die "the play went on after the rollback"; }
+[ "$(digest "$NODE2")" = "$before2" ] || die "the rolled-back node's manifests differ from before"
+"$KH" --state-dir "$NODE2/var/lib/kharden" -o json journal log |
+    "$PY" -c 'import json,sys; s=[t["state"] for t in json.load(sys.stdin)["transactions"]]; sys.exit(0 if s == ["rolled-back"] else "journal states: %s" % s)' ||
+    die "the journal does not show one rolled-back transaction"
+ok "a rollback (exit 4) fails the play before its next task and leaves the files as they were"
+
+# ---- 5. the Job manifest ----------------------------------------------------------------
+"$PY" - contrib/kubernetes/harden-job.yaml <<'EOF' || die "contrib/kubernetes/harden-job.yaml"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+assert len(docs) == 1, f"{len(docs)} documents"
+job = docs[0]
+assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job", "not a batch/v1 Job"
+spec = job["spec"]
+assert spec["backoffLimit"] == 0, "backoffLimit must be 0"
+pod = spec["template"]["spec"]
+assert pod["restartPolicy"] == "Never", "restartPolicy must be Never"
+assert pod["hostPID"] is True, "hostPID must be true"
+assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}, pod["nodeSelector"]
+tol = {(t["key"], t.get("effect"), t.get("operator")) for t in pod["tolerations"]}
+assert ("node-role.kubernetes.io/control-plane", "NoSchedule", "Exists") in tol, tol
+(c,) = pod["containers"]
+assert c["securityContext"]["privileged"] is True, "not privileged"
+argv = c.get("command", []) + c.get("args", [])
+def after(flag):
+    assert flag in argv, f"{flag} missing from {argv}"
+    return argv[argv.index(flag) + 1]
+assert after("--root") == "/host", argv
+assert after("--state-dir") == "/host/var/lib/kharden", argv
+assert "harden" in argv, argv
+mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+vols = {v["name"]: v for v in pod["volumes"]}
+hosts = [n for n, p in mounts.items() if p == "/host"]
+assert hosts and vols[hosts[0]]["hostPath"]["path"] == "/", "host root not mounted at /host"
+EOF
+if command -v kubeconform >/dev/null 2>&1; then
+    kubeconform -strict -summary contrib/kubernetes/harden-job.yaml || die "kubeconform"
+    ok "the Job manifest has the fields a control-plane run needs, and passes kubeconform"
+else
+    ok "the Job manifest has the fields a control-plane run needs (kubeconform not installed: schema not checked)"
+fi
+
+echo "contrib: $PASSED passed, 0 failed"

@@ -1,0 +1,188 @@
+//! Build a journal of N committed transactions quickly, for the performance figures of
+//! docs/performance.md (`recover` and `journal log` must stay flat as history grows).
+//!
+//! ```text
+//! cargo run --release --example make_journal -- STATE_DIR N [VARIANTS]
+//! ```
+//!
+//! It drives `kharden::journal::Journal` directly, with the same calls, in the same order and
+//! with the same durability as a `kharden apply --no-gate` (prepare, file written, applied,
+//! auditing, audit passed, audited, committed), so the records, the events and the redb
+//! commits are those of real transactions. The blobs are ~3 KB kubeadm apiserver manifests,
+//! VARIANTS (default 8) versions of the test fixture that differ by one flag: transaction i
+//! changes variant i to variant i+1, so the blob table deduplicates to VARIANTS entries, as
+//! it would on a node where a few flags are toggled over and over.
+//!
+//! `make_journal --redb-commits MODE DB N` is a probe for the fsync table of
+//! docs/performance.md: it opens a bare redb database in ConcurrencyMode MODE (`exclusive` or
+//! `single`), makes N `Durability::Immediate` commits of one small row, and closes it, so that
+//! `strace -c -e trace=fdatasync` of N=1 and N=11 gives redb's cost per commit in each mode.
+//!
+//! Every durable commit costs fdatasyncs; point STATE_DIR at a tmpfs (`/dev/shm/...`) to
+//! build 100k transactions in seconds, then copy `journal.redb` where it is to be measured:
+//! the file's format does not depend on where it was written.
+
+use kharden::durable::{hash, FileMeta};
+use kharden::journal::{
+    AuditSpec, Durable, EventKind, FileRecord, GateSpec, Image, Journal, Side, State, TxnKind,
+    TxnRecord,
+};
+use kharden_manifest::Change;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/kube-apiserver.yaml");
+const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+
+fn usage() -> ! {
+    eprintln!("usage: make_journal STATE_DIR N [VARIANTS]");
+    eprintln!("       make_journal --redb-commits exclusive|single DB N");
+    std::process::exit(2);
+}
+
+fn change(k: usize) -> Change {
+    Change::Set {
+        name: "audit-log-maxage".into(),
+        value: Some((30 + k).to_string()),
+    }
+}
+
+/// N immediate commits on a bare redb database in the given concurrency mode.
+fn redb_commits(mode: &str, path: &str, n: u64) -> anyhow::Result<()> {
+    use redb::{ConcurrencyMode, Durability, TableDefinition};
+    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+    let mut b = redb::Builder::new();
+    b.set_concurrency_mode(match mode {
+        "exclusive" => ConcurrencyMode::ExclusiveWriter,
+        "single" => ConcurrencyMode::SingleWriter,
+        _ => usage(),
+    });
+    let db = b.create(path)?;
+    for i in 0..n {
+        let mut tx = db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        tx.open_table(T)?.insert(i, i)?;
+        tx.commit()?;
+    }
+    drop(db);
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--redb-commits") {
+        if args.len() != 4 {
+            usage();
+        }
+        let n = args[3].parse().unwrap_or_else(|_| usage());
+        return redb_commits(&args[1], &args[2], n);
+    }
+    if args.len() < 2 || args.len() > 3 {
+        usage();
+    }
+    let state_dir = PathBuf::from(&args[0]);
+    let n: u64 = args[1].parse().unwrap_or_else(|_| usage());
+    let variants: usize = match args.get(2) {
+        Some(v) => v.parse().unwrap_or_else(|_| usage()),
+        None => 8,
+    };
+    if variants < 2 {
+        anyhow::bail!("VARIANTS must be at least 2");
+    }
+
+    // VARIANTS versions of the fixture, each made by the real editor.
+    let blobs: Vec<Vec<u8>> = (0..variants)
+        .map(|k| Ok(kharden_manifest::edit(FIXTURE, None, &[change(k)])?.output))
+        .collect::<anyhow::Result<_>>()?;
+    let meta = FileMeta {
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+    };
+    let image = |b: &[u8]| Image {
+        hash: hash(b),
+        len: b.len() as u64,
+        meta,
+    };
+
+    let journal = Journal::open(&state_dir)?;
+    let start = Instant::now();
+    let first = journal.len()?;
+    for i in 0..n {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+        let k = (first + i) as usize % variants;
+        let before = &blobs[k];
+        let after = &blobs[(k + 1) % variants];
+        let rec = TxnRecord {
+            id: 0,
+            kind: TxnKind::Apply,
+            created_ms: 0,
+            updated_ms: 0,
+            summary: format!(
+                "{MANIFEST}: --set audit-log-maxage={}",
+                30 + (k + 1) % variants
+            ),
+            files: vec![FileRecord {
+                path: MANIFEST.into(),
+                before: Some(image(before)),
+                after: Some(image(after)),
+                changes: vec![change((k + 1) % variants)],
+                gated: true,
+            }],
+            gate: GateSpec {
+                enabled: false,
+                timeout_secs: 60,
+                stable_for_secs: 5,
+                ..GateSpec::default()
+            },
+            audit: AuditSpec {
+                builtin: true,
+                script: None,
+                script_timeout_secs: 30,
+            },
+            deadline_ms: now + 60_000,
+            state: State::Prepared,
+            rollback_cause: None,
+            reason: None,
+        };
+        // The calls of Engine::run for `apply --no-gate`, with their durability.
+        let id = journal.prepare(rec, &[before, after], now)?;
+        journal.add_events(
+            id,
+            vec![EventKind::FileWritten {
+                path: MANIFEST.into(),
+                side: Side::After,
+            }],
+            Durable::Later,
+            now,
+        )?;
+        for s in [State::Applied, State::Auditing] {
+            journal.set_state(id, s, None, None, Durable::Later, now)?;
+        }
+        journal.add_events(
+            id,
+            vec![EventKind::Audit {
+                passed: true,
+                detail: "audit-log-maxage is in effect in the manifest's argv".into(),
+                output: None,
+            }],
+            Durable::Later,
+            now,
+        )?;
+        journal.set_state(id, State::Audited, None, None, Durable::Later, now)?;
+        journal.set_state(id, State::Committed, None, None, Durable::Yes, now)?;
+        if (i + 1) % 10_000 == 0 {
+            eprintln!("{} transactions, {:.1?}", i + 1, start.elapsed());
+        }
+    }
+    let total = journal.len()?;
+    drop(journal);
+    let size = std::fs::metadata(state_dir.join(kharden::journal::DB_FILE))?.len();
+    println!(
+        "{total} transactions, {size} bytes, {} bytes/transaction, {} distinct blobs, built in {:.1?}",
+        size / total.max(1),
+        variants,
+        start.elapsed()
+    );
+    Ok(())
+}
