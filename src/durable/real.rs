@@ -254,30 +254,45 @@ impl Storage for RealStorage {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(|e| DurableError::io(&temp, "create temp file", e.into()))?;
-        // Owner, mode and xattrs before the first byte: the contents are never readable by
-        // anyone the original did not allow.
-        fchown(
-            &fd,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-        )
-        .map_err(|e| DurableError::io(&temp, "chown temp file", e.into()))?;
-        fchmod(&fd, Mode::from_bits_truncate(meta.mode))
-            .map_err(|e| DurableError::io(&temp, "chmod temp file", e.into()))?;
-        if let Some(orig) = &original {
-            copy_xattrs(orig, &fd, &temp)?;
+        // Everything up to the rename works on the temp file only; if a step fails, the temp
+        // file is removed (best effort) so that no failed write leaves one behind.
+        let prepared = (|| {
+            // Owner, mode and xattrs before the first byte: the contents are never readable by
+            // anyone the original did not allow.
+            fchown(
+                &fd,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+            )
+            .map_err(|e| DurableError::io(&temp, "chown temp file", e.into()))?;
+            fchmod(&fd, Mode::from_bits_truncate(meta.mode))
+                .map_err(|e| DurableError::io(&temp, "chmod temp file", e.into()))?;
+            if let Some(orig) = &original {
+                copy_xattrs(orig, &fd, &temp)?;
+            }
+            failpoint::hit("durable.replace.created");
+            let mut file = File::from(fd);
+            file.write_all(contents)
+                .map_err(|e| DurableError::io(&temp, "write temp file", e))?;
+            failpoint::hit("durable.replace.written");
+            file.sync_all()
+                .map_err(|e| DurableError::io(&temp, "fsync temp file", e))?;
+            failpoint::hit("durable.replace.synced");
+            close_checked(OwnedFd::from(file), &temp)?;
+            Ok(())
+        })();
+        if let Err(e) = prepared {
+            let _ = unlinkat(&dirfd, temp_name, UnlinkatFlags::NoRemoveDir);
+            return Err(e);
         }
-        failpoint::hit("durable.replace.created");
-        let mut file = File::from(fd);
-        file.write_all(contents)
-            .map_err(|e| DurableError::io(&temp, "write temp file", e))?;
-        failpoint::hit("durable.replace.written");
-        file.sync_all()
-            .map_err(|e| DurableError::io(&temp, "fsync temp file", e))?;
-        failpoint::hit("durable.replace.synced");
-        close_checked(OwnedFd::from(file), &temp)?;
-        renameat(&dirfd, temp_name, &dirfd, name)
-            .map_err(|e| DurableError::io(path, "rename temp file over target", e.into()))?;
+        if let Err(e) = renameat(&dirfd, temp_name, &dirfd, name) {
+            let _ = unlinkat(&dirfd, temp_name, UnlinkatFlags::NoRemoveDir);
+            return Err(DurableError::io(
+                path,
+                "rename temp file over target",
+                e.into(),
+            ));
+        }
         failpoint::hit("durable.replace.renamed");
         fsync_dir(&dirfd, path)?;
         failpoint::hit("durable.replace.dir_synced");

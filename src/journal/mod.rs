@@ -206,7 +206,9 @@ impl Journal {
         Ok(Some(j))
     }
 
-    /// Open a journal on another storage backend (the power-loss simulation).
+    /// Open a journal on another storage backend (the power-loss simulation). The journal
+    /// runs redb in `ConcurrencyMode::SingleWriter`, so the backend must grant redb's
+    /// byte-range locks (`try_lock_range`).
     pub fn with_backend(backend: impl StorageBackend) -> Result<Journal> {
         let db = builder().create_with_backend(backend)?;
         let j = Journal {

@@ -482,6 +482,20 @@ impl<'a> Engine<'a> {
         self.finish_rollback(rec, cause, reason, true)
     }
 
+    /// A write that failed may have left its temp file (a storage that could not remove it
+    /// on its error path): the transaction is about to end, and recovery only looks at open
+    /// ones, so clean up now. Best effort: a leftover dot file is harmless to kubelet.
+    fn remove_temps(&self, rec: &TxnRecord) {
+        for f in &rec.files {
+            if let Err(e) = self
+                .storage
+                .remove_temp(Path::new(&f.path), &rec.id.to_string())
+            {
+                tracing::warn!(txid = rec.id, path = %f.path, "could not remove a temp file: {e}");
+            }
+        }
+    }
+
     /// The second half of a rollback (also used by recovery, which does not gate).
     pub(crate) fn finish_rollback(
         &self,
@@ -496,6 +510,7 @@ impl<'a> Engine<'a> {
         let restored = match self.write_side(&rec, Side::Before) {
             Ok(n) => n,
             Err(e) => {
+                self.remove_temps(&rec);
                 let manual = format!(
                 "{reason}; then restoring the before-contents failed: {e}. Restore these files from the journal (kharden journal show {id}): {}",
                 rec.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
@@ -514,6 +529,7 @@ impl<'a> Engine<'a> {
                 });
             }
         };
+        self.remove_temps(&rec);
         if gate && rec.gate.enabled && rec.files.iter().any(|f| f.gated) {
             let now = self.clock.now();
             let deadline = now + Duration::from_secs(rec.gate.timeout_secs);

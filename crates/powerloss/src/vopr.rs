@@ -37,7 +37,7 @@ impl Default for Config {
             faults_per_million: 15_000,
             power_cut_percent: 35,
             bugs: Bugs::default(),
-            tolerate_stale_temps: true,
+            tolerate_stale_temps: false,
         }
     }
 }
