@@ -328,11 +328,12 @@ pub fn edit(
     let n_docs = first.as_ref().map_or(0, Vec::len);
     let mut expected = verify::Expected::new(text, n_docs);
     for change in changes {
-        let docs = match first.take() {
-            Some(d) => d,
-            None => tree::parse(&cur)?,
+        let (docs, reparsed) = match first.take() {
+            Some(d) => (d, false),
+            None => (tree::parse(&cur).map_err(internal)?, true),
         };
-        let loc = locate::locate(&docs, container)?;
+        let loc =
+            locate::locate(&docs, container).map_err(|e| if reparsed { internal(e) } else { e })?;
         if (loc.doc_index, loc.container_index) != (doc_index, container_index) {
             return Err(EditError {
                 line: None,
@@ -370,8 +371,8 @@ pub fn edit(
     if cfg!(debug_assertions) {
         // Belt and braces in test and fuzz builds: our own parser must read the output back to
         // the intended argv too (release builds rely on the serde_yaml comparison).
-        let docs = tree::parse(&cur)?;
-        let loc = locate::locate(&docs, container)?;
+        let docs = tree::parse(&cur).map_err(internal)?;
+        let loc = locate::locate(&docs, container).map_err(internal)?;
         if loc.argv_strings() != argv || loc.flags_start != flags_start {
             return Err(EditError {
                 line: None,
@@ -392,6 +393,19 @@ pub fn edit(
         after,
         replaced: provenance.replaced(),
     })
+}
+
+/// An error met while re-reading text this crate produced: a bug guard, reported as a failed
+/// verification (nothing is written).
+fn internal(e: EditError) -> EditError {
+    EditError {
+        line: e.line,
+        kind: EditErrorKind::Verification,
+        reason: format!(
+            "verification failed, nothing written: the edited text does not read back cleanly ({})",
+            e.reason
+        ),
+    }
 }
 
 /// Size, UTF-8 and line-ending checks shared by [`inspect`] and [`edit`].

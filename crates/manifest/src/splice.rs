@@ -171,10 +171,12 @@ pub(crate) fn remove_items(
                 i += 1;
             }
             let b = i;
-            let range = if b + 1 < items.len() {
-                items[a].span.start..items[b + 1].span.start
-            } else if a > 0 {
+            // Take the separator *before* the run when there is one: that is the separator an
+            // insertion after the previous item writes, so add-then-remove restores the bytes.
+            let range = if a > 0 {
                 items[a - 1].span.end..items[b].span.end
+            } else if b + 1 < items.len() {
+                items[a].span.start..items[b + 1].span.start
             } else {
                 items[a].span.start..items[b].span.end
             };

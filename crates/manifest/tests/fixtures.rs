@@ -517,3 +517,18 @@ fn double_dash_ends_the_flags() {
         "kind: Pod\nspec:\n  containers:\n  - name: kube-controller-manager\n    command:\n    - kube-controller-manager\n    - --a=1\n    - --v=4\n    - -- # end of flags\n    - --v=3\n"
     );
 }
+
+#[test]
+fn flow_add_then_remove_with_mixed_separators() {
+    // Found by the `edit` fuzz target: the new flag goes after the last flag item (not after a
+    // trailing positional item), and removing it takes back exactly what was inserted.
+    let input = b"kind: Pod\nspec:\n  containers:\n  - name: kube-scheduler\n    args: [\"--a=1\", '--b=',pos]\n";
+    let added = checked(input, None, &c("add-item", "feature-gates=X")).unwrap();
+    let out = String::from_utf8(added.output.clone()).unwrap();
+    assert!(
+        out.contains("args: [\"--a=1\", '--b=', '--feature-gates=X',pos]"),
+        "{out}"
+    );
+    let removed = checked(&added.output, None, &c("remove-item", "feature-gates=X")).unwrap();
+    assert_eq!(removed.output, input.to_vec());
+}
