@@ -155,13 +155,14 @@ fn recover_one(
     let outcome = match rec.state {
         State::Prepared | State::Applied | State::Gating | State::Auditing => {
             if all_before {
-                out.action = "every file at before: marked aborted".into();
-                events.push(EventKind::Recovery {
-                    action: out.action.clone(),
-                });
-                engine
-                    .journal
-                    .add_events(id, events, Durable::Later, now())?;
+                record_action(
+                    engine,
+                    id,
+                    &mut out,
+                    std::mem::take(&mut events),
+                    "every file at before: marked aborted".into(),
+                    now(),
+                )?;
                 engine.journal.set_state(
                     id,
                     State::Aborted,
@@ -175,13 +176,14 @@ fn recover_one(
             }
             match policy {
                 Policy::Revert => {
-                    out.action = format!("written but never gated: restoring before{forced}");
-                    events.push(EventKind::Recovery {
-                        action: out.action.clone(),
-                    });
-                    engine
-                        .journal
-                        .add_events(id, events, Durable::Later, now())?;
+                    record_action(
+                        engine,
+                        id,
+                        &mut out,
+                        std::mem::take(&mut events),
+                        format!("written but never gated: restoring before{forced}"),
+                        now(),
+                    )?;
                     engine.journal.set_state(
                         id,
                         State::RollingBack,
@@ -202,15 +204,16 @@ fn recover_one(
                     )?
                 }
                 Policy::Resume => {
-                    out.action = format!(
-                        "--policy resume: writing after, gating and auditing again{forced}"
-                    );
-                    events.push(EventKind::Recovery {
-                        action: out.action.clone(),
-                    });
-                    engine
-                        .journal
-                        .add_events(id, events, Durable::Later, now())?;
+                    record_action(
+                        engine,
+                        id,
+                        &mut out,
+                        std::mem::take(&mut events),
+                        format!(
+                            "--policy resume: writing after, gating and auditing again{forced}"
+                        ),
+                        now(),
+                    )?;
                     let mut rec = rec;
                     // A fresh deadline: the one stored has passed while the node was down.
                     rec.deadline_ms = now() + rec.gate.timeout_secs * 1000;
@@ -219,13 +222,14 @@ fn recover_one(
             }
         }
         State::Audited if all_after => {
-            out.action = "audit passed, commit not recorded: marked committed".into();
-            events.push(EventKind::Recovery {
-                action: out.action.clone(),
-            });
-            engine
-                .journal
-                .add_events(id, events, Durable::Later, now())?;
+            record_action(
+                engine,
+                id,
+                &mut out,
+                std::mem::take(&mut events),
+                "audit passed, commit not recorded: marked committed".into(),
+                now(),
+            )?;
             engine.journal.set_state(
                 id,
                 State::Committed,
@@ -237,13 +241,14 @@ fn recover_one(
             Outcome::Committed { txid: id }
         }
         State::Audited => {
-            out.action = format!("audited but not every file at after: restoring before{forced}");
-            events.push(EventKind::Recovery {
-                action: out.action.clone(),
-            });
-            engine
-                .journal
-                .add_events(id, events, Durable::Later, now())?;
+            record_action(
+                engine,
+                id,
+                &mut out,
+                std::mem::take(&mut events),
+                format!("audited but not every file at after: restoring before{forced}"),
+                now(),
+            )?;
             engine.journal.set_state(
                 id,
                 State::RollingBack,
@@ -261,13 +266,14 @@ fn recover_one(
             )?
         }
         State::RollingBack => {
-            out.action = format!("finishing the rollback{forced}");
-            events.push(EventKind::Recovery {
-                action: out.action.clone(),
-            });
-            engine
-                .journal
-                .add_events(id, events, Durable::Later, now())?;
+            record_action(
+                engine,
+                id,
+                &mut out,
+                std::mem::take(&mut events),
+                format!("finishing the rollback{forced}"),
+                now(),
+            )?;
             let cause = rec.rollback_cause.unwrap_or(RollbackCause::Recovery);
             let reason = rec
                 .reason
@@ -294,4 +300,24 @@ fn recover_one(
         .into(),
     );
     Ok(out)
+}
+
+/// Say what recovery does to a transaction: in the report, and in the journal with the events
+/// gathered so far (committed with the state record that follows).
+fn record_action(
+    engine: &Engine<'_>,
+    id: TxId,
+    out: &mut RecoveredTxn,
+    mut events: Vec<EventKind>,
+    action: String,
+    now_ms: u64,
+) -> Result<(), TxnError> {
+    out.action = action;
+    events.push(EventKind::Recovery {
+        action: out.action.clone(),
+    });
+    engine
+        .journal
+        .add_events(id, events, Durable::Later, now_ms)?;
+    Ok(())
 }
