@@ -95,6 +95,17 @@ pub trait Storage {
     /// Remove the temp file a replace of `path` with `tag` may have left. Returns whether one
     /// was there.
     fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError>;
+
+    /// Make what `path` holds now durable, whatever it is: fsync the file (when it exists)
+    /// and its directory.
+    ///
+    /// Why: a file found already on the side a transaction is going to is not proof that this
+    /// side is on disk. A `replace` whose directory fsync failed (EIO), or whose process died
+    /// after the rename, leaves the new name in the page cache only; a later power cut can
+    /// bring the old one back. Before a terminal state is journaled on the strength of a file
+    /// that was *found* rather than *written*, the engine syncs it (found by the power-loss
+    /// simulation, VOPR seeds 1359 and 1964).
+    fn sync(&self, path: &Path) -> Result<(), DurableError>;
 }
 
 /// The temp file used to replace `path`: `.<name>.kharden-<tag>` beside it. The leading dot

@@ -348,6 +348,49 @@ impl Storage for RealStorage {
             Err(e) => Err(DurableError::io(&temp, "remove temp file", e.into())),
         }
     }
+
+    fn sync(&self, path: &Path) -> Result<(), DurableError> {
+        let (dir, name) = split(path)?;
+        let dirfd = match open_dir(dir, path) {
+            Ok(fd) => fd,
+            // No directory: nothing of this path exists to make durable.
+            Err(DurableError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        match openat(
+            &dirfd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                let file = File::from(fd);
+                let st = nix::sys::stat::fstat(file.as_fd())
+                    .map_err(|e| DurableError::io(path, "stat", e.into()))?;
+                refuse_non_regular(
+                    Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())),
+                    path,
+                )?;
+                failpoint::hit("durable.sync.before");
+                file.sync_all()
+                    .map_err(|e| DurableError::io(path, "fsync file", e))?;
+            }
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(nix::errno::Errno::ELOOP) => {
+                return Err(DurableError::Symlink {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(DurableError::io(path, "open", e.into())),
+        }
+        fsync_dir(&dirfd, path)?;
+        failpoint::hit("durable.sync.done");
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -339,6 +339,15 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Make durable every file of `rec` as it stands (recovery marks a state from what it
+    /// found; a found state may still be only in the page cache).
+    pub(crate) fn sync_files(&self, rec: &TxnRecord) -> Result<(), TxnError> {
+        for f in &rec.files {
+            self.storage.sync(Path::new(&f.path))?;
+        }
+        Ok(())
+    }
+
     /// The contents of each file on one side, from the journal's blobs (`None`: absent).
     fn side_contents(&self, rec: &TxnRecord, side: Side) -> Result<Vec<Option<Vec<u8>>>, TxnError> {
         rec.files
@@ -356,8 +365,8 @@ impl<'a> Engine<'a> {
             .collect()
     }
 
-    /// Put every file of `rec` on `side` (skipping files already there), durably. Returns how
-    /// many files were written or removed.
+    /// Put every file of `rec` on `side` durably (files already there are only synced).
+    /// Returns how many files were written or removed.
     fn write_side(&self, rec: &TxnRecord, side: Side) -> Result<usize, TxnError> {
         let mut written = 0;
         let contents = self.side_contents(rec, side)?;
@@ -379,6 +388,9 @@ impl<'a> Engine<'a> {
                 _ => false,
             };
             if there {
+                // Found, not written: make sure it is on disk before a state is journaled on
+                // its strength (see `Storage::sync`).
+                self.storage.sync(path)?;
                 continue;
             }
             match (&contents[i], img) {
@@ -512,7 +524,7 @@ impl<'a> Engine<'a> {
             Err(e) => {
                 self.remove_temps(&rec);
                 let manual = format!(
-                "{reason}; then restoring the before-contents failed: {e}. Restore these files from the journal (kharden journal show {id}): {}",
+                "{reason}; then restoring the before-contents failed: {e}. Restore these files from the journal (kharden journal show {id}), and delete any temp file `.<name>.kharden-{id}` beside them: {}",
                 rec.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
             );
                 self.journal.set_state(

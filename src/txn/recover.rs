@@ -155,6 +155,7 @@ fn recover_one(
     let outcome = match rec.state {
         State::Prepared | State::Applied | State::Gating | State::Auditing => {
             if all_before {
+                engine.sync_files(&rec)?;
                 record_action(
                     engine,
                     id,
@@ -222,6 +223,7 @@ fn recover_one(
             }
         }
         State::Audited if all_after => {
+            engine.sync_files(&rec)?;
             record_action(
                 engine,
                 id,

@@ -16,6 +16,8 @@ struct MemStorage {
     /// Fail the N-th replace/remove (1-based) with EIO.
     fail_at: Cell<Option<usize>>,
     ops: Cell<usize>,
+    /// Paths made durable by `sync` (found on the target side rather than written).
+    synced: RefCell<Vec<PathBuf>>,
 }
 
 impl MemStorage {
@@ -82,6 +84,10 @@ impl Storage for MemStorage {
     fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
         let t = crate::durable::temp_path(path, tag).unwrap();
         Ok(self.temps.borrow_mut().remove(&t).is_some())
+    }
+    fn sync(&self, path: &Path) -> Result<(), DurableError> {
+        self.synced.borrow_mut().push(path.to_path_buf());
+        Ok(())
     }
 }
 
@@ -545,6 +551,12 @@ fn row1_early_state_all_before_is_aborted() {
         assert_eq!(j.get(id).unwrap().state, State::Aborted);
         assert_eq!(s.get(M).unwrap(), b"old");
         assert!(j.open_ids().unwrap().is_empty());
+        // Found at before, not written: made durable before "aborted" is journaled.
+        assert_eq!(
+            *s.synced.borrow(),
+            vec![PathBuf::from(M), PathBuf::from(P)],
+            "{st}"
+        );
     }
 }
 
@@ -570,6 +582,13 @@ fn row2_early_state_some_or_all_after_restores_before() {
                 j.get(id).unwrap().rollback_cause,
                 Some(RollbackCause::Recovery)
             );
+            // The file that was still at before is synced, not rewritten.
+            let untouched: Vec<PathBuf> = [M, P]
+                .iter()
+                .filter(|p| !which.contains(p))
+                .map(PathBuf::from)
+                .collect();
+            assert_eq!(*s.synced.borrow(), untouched, "{st} {which:?}");
         }
     }
 }
@@ -602,6 +621,7 @@ fn row3_audited_all_after_is_committed() {
     assert_eq!(r.transactions[0].state.as_deref(), Some("committed"));
     assert_eq!(j.get(id).unwrap().state, State::Committed);
     assert_eq!(s.get(M).unwrap(), b"new");
+    assert_eq!(*s.synced.borrow(), vec![PathBuf::from(M)]);
 }
 
 #[test]
@@ -727,6 +747,9 @@ impl Storage for TimedStorage {
     }
     fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
         self.inner.remove_temp(path, tag)
+    }
+    fn sync(&self, path: &Path) -> Result<(), DurableError> {
+        self.inner.sync(path)
     }
 }
 

@@ -150,10 +150,25 @@ pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Ve
         }
     }
     for v in check_dir_tidy(&w.live) {
-        let terminal_txn = |name: &str| {
+        let txn_of = |name: &str| {
             name.rsplit(".kharden-")
                 .next()
                 .and_then(|t| t.parse::<u64>().ok())
+        };
+        // A transaction that ended NeedsManual told the operator to restore its files by hand
+        // (its message names the temp files to delete too): kharden no longer vouches for
+        // those directories, and a dot file is inert to kubelet (invariant 4). Reachable only
+        // with two faults: an I/O error during the restore, then a power cut before the
+        // operator acts.
+        let needs_manual = txn_of(v.split(':').next().unwrap_or("")).is_some_and(|id| {
+            txns.iter()
+                .any(|t| t.id == id && t.state == State::NeedsManual)
+        });
+        if needs_manual {
+            continue;
+        }
+        let terminal_txn = |name: &str| {
+            txn_of(name)
                 // A transaction pruned from the journal was terminal.
                 .is_some_and(|id| {
                     txns.iter()

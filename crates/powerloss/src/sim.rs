@@ -239,6 +239,9 @@ pub struct Bugs {
     /// The journal's `sync_data` returns success without making anything durable (a disk that
     /// lies about flushes, or a journal committed without `Durability::Immediate`).
     pub journal_sync_noop: bool,
+    /// `Storage::sync` does nothing: a state recovery *found* (rather than wrote) is journaled
+    /// without being made durable (the core bug of VOPR seeds 1359 and 1964).
+    pub skip_found_sync: bool,
 }
 
 /// An I/O error the world injects.
@@ -405,6 +408,21 @@ impl World {
 
     /// Start one storage operation: crash, inject a fault, or go ahead.
     fn begin(&mut self, kind: OpKind) -> io::Result<()> {
+        let r = self.begin_inner(kind);
+        if trace_on() {
+            eprintln!(
+                "sim op {:>4} {kind:?}: {}",
+                self.ops.saturating_sub(1),
+                match &r {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => e.to_string(),
+                }
+            );
+        }
+        r
+    }
+
+    fn begin_inner(&mut self, kind: OpKind) -> io::Result<()> {
         if self.crashed.is_some() {
             return Err(power_off());
         }
@@ -445,6 +463,20 @@ impl World {
     }
 
     fn effect(&mut self, e: Effect) {
+        if trace_on() {
+            match &e {
+                Effect::Data { ino, op } => eprintln!(
+                    "           effect ino {ino} {}",
+                    match op {
+                        DataOp::Write { offset, bytes } =>
+                            format!("write {} @ {offset}", bytes.len()),
+                        DataOp::SetLen(l) => format!("set_len {l}"),
+                        DataOp::Meta(m) => format!("meta {m:?}"),
+                    }
+                ),
+                Effect::Entry { dir, op } => eprintln!("           effect {} {op:?}", dir.display()),
+            }
+        }
         self.live.apply(&e, Fate::Kept);
         self.pending.push(e);
     }
@@ -478,6 +510,13 @@ impl World {
         self.next_ino += 1;
         i
     }
+}
+
+/// Whether `KHARDEN_SIM_TRACE` is set: print every storage operation and effect (to replay a
+/// failing VOPR seed step by step).
+pub fn trace_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("KHARDEN_SIM_TRACE").is_some())
 }
 
 fn libc_eio() -> i32 {
@@ -570,29 +609,42 @@ impl Storage for SimStorage {
                 ino,
             },
         });
-        // fchown + fchmod (+ xattrs): metadata before the first byte.
-        w.begin(OpKind::SetMeta)
-            .map_err(|e| io_err(&temp, "chmod temp file", e))?;
-        w.effect(Effect::Data {
-            ino,
-            op: DataOp::Meta(*meta),
-        });
-        w.begin(OpKind::WriteFile)
-            .map_err(|e| io_err(&temp, "write temp file", e))?;
-        w.effect(Effect::Data {
-            ino,
-            op: DataOp::Write {
-                offset: 0,
-                bytes: contents.to_vec(),
-            },
-        });
-        if !w.bugs.skip_file_fsync {
-            w.begin(OpKind::FsyncFile)
-                .map_err(|e| io_err(&temp, "fsync temp file", e))?;
-            w.fsync_ino(ino);
+        // Up to the rename, a failed step unlinks the temp file (best effort, no directory
+        // fsync), as `RealStorage` does on its error path.
+        let prepared = (|| {
+            // fchown + fchmod (+ xattrs): metadata before the first byte.
+            w.begin(OpKind::SetMeta)
+                .map_err(|e| io_err(&temp, "chmod temp file", e))?;
+            w.effect(Effect::Data {
+                ino,
+                op: DataOp::Meta(*meta),
+            });
+            w.begin(OpKind::WriteFile)
+                .map_err(|e| io_err(&temp, "write temp file", e))?;
+            w.effect(Effect::Data {
+                ino,
+                op: DataOp::Write {
+                    offset: 0,
+                    bytes: contents.to_vec(),
+                },
+            });
+            if !w.bugs.skip_file_fsync {
+                w.begin(OpKind::FsyncFile)
+                    .map_err(|e| io_err(&temp, "fsync temp file", e))?;
+                w.fsync_ino(ino);
+            }
+            w.begin(OpKind::Rename)
+                .map_err(|e| io_err(path, "rename temp file over target", e))
+        })();
+        if let Err(e) = prepared {
+            if w.begin(OpKind::Unlink).is_ok() {
+                w.effect(Effect::Entry {
+                    dir: dir.clone(),
+                    op: EntryOp::Unlink { name: temp_name },
+                });
+            }
+            return Err(e);
         }
-        w.begin(OpKind::Rename)
-            .map_err(|e| io_err(path, "rename temp file over target", e))?;
         w.effect(Effect::Entry {
             dir: dir.clone(),
             op: EntryOp::Rename {
@@ -652,6 +704,23 @@ impl Storage for SimStorage {
             .map_err(|e| io_err(&temp, "fsync directory", e))?;
         w.fsync_dir(&dir);
         Ok(true)
+    }
+
+    fn sync(&self, path: &Path) -> Result<(), DurableError> {
+        let (dir, name) = split(path).ok_or_else(|| bad(path))?;
+        let mut w = lock(&self.world);
+        if !w.live.dirs.contains_key(&dir) || w.bugs.skip_found_sync {
+            return Ok(());
+        }
+        if let Some(ino) = w.live.dirs.get(&dir).and_then(|d| d.get(&name)).copied() {
+            w.begin(OpKind::FsyncFile)
+                .map_err(|e| io_err(path, "fsync file", e))?;
+            w.fsync_ino(ino);
+        }
+        w.begin(OpKind::FsyncDir)
+            .map_err(|e| io_err(path, "fsync directory", e))?;
+        w.fsync_dir(&dir);
+        Ok(())
     }
 }
 

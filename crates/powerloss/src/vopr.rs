@@ -109,6 +109,8 @@ struct Run {
     oracle: Oracle,
     stats: Stats,
     log: Vec<String>,
+    /// NeedsManual transactions the operator has already dealt with.
+    manual_seen: std::collections::BTreeSet<u64>,
 }
 
 impl Run {
@@ -145,6 +147,12 @@ impl Run {
             w.crashed.take().unwrap_or_else(|| w.snapshot())
         };
         let img = random_image(&snap, &mut self.rng);
+        if crate::sim::trace_on() {
+            eprintln!("power cut before op {}:", snap.at);
+            for (e, f) in snap.pending.iter().zip(&img.fates) {
+                eprintln!("    {f:?}: {e:?}");
+            }
+        }
         self.log.push(format!(
             "  power cut before op {} (unsynced effects {})",
             snap.at,
@@ -183,6 +191,12 @@ impl Run {
         self.faults(false);
         self.stats.checks += 1;
         let bad = recover_and_check(&self.world, &self.oracle);
+        if bad.is_empty() {
+            // After a command that failed, the operator reads `kharden journal log`.
+            if let Ok(j) = open_journal(&self.world) {
+                self.operator_reads(&j, &[]);
+            }
+        }
         self.faults(true);
         if bad.is_empty() {
             Ok(())
@@ -290,20 +304,53 @@ impl Run {
             self.stats.transactions += 1;
         }
         self.log.push(format!("step {step}: {desc}"));
-        if reported
-            .iter()
-            .any(|(_, o)| matches!(o, Outcome::NeedsManual { .. }))
-        {
-            // The operator is told to restore the files by hand; model that intervention as a
-            // clean sync of the disk. Without it, an unlink or rename whose directory fsync
-            // failed can be undone by a later power cut under the next transaction, which
-            // recovery then (correctly) reports as a conflict: see docs/crash-safety.md.
-            lock(&self.world).sync_all();
-            self.log
-                .push("  operator intervention after needs-manual: disk synced".into());
+        if crate::sim::trace_on() {
+            eprintln!("== step {step}: {desc}");
         }
+        self.operator_reads(journal, &reported);
         self.oracle.reported.extend(reported);
         ok
+    }
+
+    /// The operator learns of a NeedsManual transaction from the command's output or, when
+    /// the command died on an error after recording it, from `kharden journal log`; they are
+    /// told to restore the files by hand. Model that intervention as a clean sync of the disk.
+    /// Without it, an unlink or rename whose directory fsync failed can be undone by a later
+    /// power cut under the next transaction, which recovery then (correctly) reports as a
+    /// conflict: see docs/crash-safety.md.
+    fn operator_reads(&mut self, journal: &Journal, reported: &[(u64, Outcome)]) {
+        let mut ids: Vec<u64> = journal
+            .list(usize::MAX, Some(kharden::journal::State::NeedsManual))
+            .unwrap_or_default()
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        ids.extend(reported.iter().filter_map(|(id, o)| {
+            matches!(o, Outcome::NeedsManual { .. }).then_some(*id)
+        }));
+        ids.retain(|id| !self.manual_seen.contains(id));
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return;
+        }
+        self.manual_seen.extend(&ids);
+        // The message says: restore the files, and delete the temp files
+        // `.<name>.kharden-<id>` beside them.
+        let mut w = lock(&self.world);
+        for entries in w.live.dirs.values_mut() {
+            entries.retain(|name, _| {
+                !ids.iter()
+                    .any(|id| name.starts_with('.') && name.ends_with(&format!(".kharden-{id}")))
+            });
+        }
+        w.live.gc();
+        w.pending.clear();
+        w.durable = w.live.clone();
+        drop(w);
+        self.log.push(format!(
+            "  operator intervention after needs-manual {ids:?}: temp files deleted, disk synced"
+        ));
     }
 }
 
@@ -357,6 +404,7 @@ pub fn run_schedule(seed: u64, cfg: Config) -> Result<Stats, Failure> {
             ..Stats::default()
         },
         log: Vec::new(),
+        manual_seen: Default::default(),
     };
     let mut journal: Option<Journal> = None;
     for step in 0..cfg.steps {
