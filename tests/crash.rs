@@ -142,6 +142,62 @@ fn kill_recover_at_every_failpoint_then_recover_again() {
     }
 }
 
+/// A rollback killed right after its rename leaves the before side in the page cache only (the
+/// directory was not fsync'd). The next `recover` finds the file already at before: it must make
+/// that durable (fsync the file and the directory) before it journals RolledBack, or a power
+/// cut after it can bring the after side back under a journal that says otherwise (the core
+/// bug the power-loss VOPR found, seeds 1359 and 1964).
+#[test]
+fn recovery_syncs_a_state_it_found_before_journaling_it() {
+    let node = Node::new();
+    let out = node
+        .kharden()
+        .args([
+            "apply",
+            path_str(&node.manifest),
+            "--set",
+            "profiling=false",
+            "--no-gate",
+        ])
+        .env("KHARDEN_CRASH_AT", "durable.replace.renamed")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(9));
+    // First recovery: killed right after the restore's rename.
+    let out = node
+        .kharden()
+        .arg("recover")
+        .env("KHARDEN_CRASH_AT", "durable.replace.renamed")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(9));
+    assert_eq!(node.read(), APISERVER, "the restore was renamed in");
+    // Second recovery: finds before, syncs it, then records the end of the rollback.
+    let out = node
+        .kharden()
+        .arg("recover")
+        .env("KHARDEN_FAILPOINT_TRACE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let trace = String::from_utf8_lossy(&out.stderr);
+    let pos = |name: &str| {
+        trace
+            .lines()
+            .position(|l| l.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("no failpoint {name} in:\n{trace}"))
+    };
+    assert!(
+        pos("durable.sync.done") < pos("journal.state.rolled-back.before"),
+        "RolledBack journaled before the found state was synced:\n{trace}"
+    );
+    assert!(
+        !trace.contains("durable.replace.before_create"),
+        "the file was already at before: synced, not rewritten:\n{trace}"
+    );
+    check_invariants(&node, APISERVER, &edited(APISERVER, &profiling_false()), "");
+}
+
 #[test]
 fn a_file_edited_behind_our_back_is_a_conflict_and_untouched() {
     let node = Node::new();

@@ -444,6 +444,32 @@ mod tests {
             st.read(&sub),
             Err(DurableError::NotRegular { .. })
         ));
+        // `sync` refuses them too, and touches nothing.
+        assert!(matches!(st.sync(&link), Err(DurableError::Symlink { .. })));
+        assert!(matches!(
+            st.sync(&sub),
+            Err(DurableError::NotRegular { .. })
+        ));
+        assert_eq!(std::fs::read(&real).unwrap(), b"x");
+    }
+
+    #[test]
+    fn sync_makes_what_is_there_durable_present_or_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = RealStorage;
+        let f = dir.path().join("m.yaml");
+        std::fs::write(&f, b"contents").unwrap();
+        st.sync(&f).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"contents");
+        // Absent file: the directory is still fsync'd (an unlink must stick), no error.
+        st.sync(&dir.path().join("absent.yaml")).unwrap();
+        // Absent directory: nothing to make durable.
+        st.sync(&dir.path().join("no-such-dir/x.yaml")).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "sync creates nothing"
+        );
     }
 
     #[test]
