@@ -36,7 +36,9 @@ const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 
 fn usage() -> ! {
     eprintln!("usage: make_journal STATE_DIR N [VARIANTS]");
-    eprintln!("       make_journal --redb-commits exclusive|single DB N");
+    eprintln!(
+        "       make_journal --redb-commits exclusive|single DB N [no-close] [qr-last] [ro-only]"
+    );
     std::process::exit(2);
 }
 
@@ -48,34 +50,59 @@ fn change(k: usize) -> Change {
 }
 
 /// N immediate commits on a bare redb database in the given concurrency mode.
-fn redb_commits(mode: &str, path: &str, n: u64) -> anyhow::Result<()> {
-    use redb::{ConcurrencyMode, Durability, TableDefinition};
+///
+/// `opts` (for the floor analysis in docs/performance.md): `no-close` leaks the database
+/// handle instead of closing it (no allocator-state commit, no shutdown header: the next open
+/// repairs); `qr-last` makes the last commit a quick-repair commit (2-phase, allocator state
+/// recorded), so that the repair at the next open is quick; `ro-only` (with N = 0) only tries a
+/// read-only open, as `kharden journal log` does, and prints whether it works.
+fn redb_commits(mode: &str, path: &str, n: u64, opts: &[String]) -> anyhow::Result<()> {
+    use redb::{ConcurrencyMode, Durability, ReadableDatabase, TableDefinition};
     const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+    let has = |o: &str| opts.iter().any(|x| x == o);
     let mut b = redb::Builder::new();
     b.set_concurrency_mode(match mode {
         "exclusive" => ConcurrencyMode::ExclusiveWriter,
         "single" => ConcurrencyMode::SingleWriter,
         _ => usage(),
     });
+    if has("ro-only") {
+        match b.open_read_only(path) {
+            Ok(ro) => {
+                ro.begin_read()?;
+                println!("read-only open: ok");
+            }
+            Err(e) => println!("read-only open: {e}"),
+        }
+        return Ok(());
+    }
     let db = b.create(path)?;
     for i in 0..n {
         let mut tx = db.begin_write()?;
         tx.set_durability(Durability::Immediate)?;
+        if has("qr-last") && i + 1 == n {
+            tx.set_quick_repair(true);
+        }
         tx.open_table(T)?.insert(i, i)?;
         tx.commit()?;
     }
-    drop(db);
+    if has("no-close") {
+        // The point of the probe: what redb costs when the handle is never closed.
+        std::mem::forget(db);
+    } else {
+        drop(db);
+    }
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--redb-commits") {
-        if args.len() != 4 {
+        if args.len() < 4 {
             usage();
         }
         let n = args[3].parse().unwrap_or_else(|_| usage());
-        return redb_commits(&args[1], &args[2], n);
+        return redb_commits(&args[1], &args[2], n, &args[4..]);
     }
     if args.len() < 2 || args.len() > 3 {
         usage();

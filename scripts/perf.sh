@@ -162,6 +162,26 @@ probe() { # probe MODE N -> fdatasyncs of a process making N immediate commits (
 PROBE_EX_1=$(probe exclusive 1); PROBE_EX_101=$(probe exclusive 101)
 PROBE_SW_1=$(probe single 1); PROBE_SW_101=$(probe single 101)
 PROBE_SW_0=$(probe single 0)
+# The floor: redb's fsyncs for a process making 2 immediate commits (kharden's prepare and
+# commit), in steady state (the third such process in a row), per concurrency mode and close
+# strategy, and whether a read-only open (`journal log`) works afterwards.
+floor() { # floor MODE OPTS... -> "fsyncs|read-only result"
+    local mode=$1; shift
+    rm -f "$W/floor.redb"
+    "$MAKE_JOURNAL" --redb-commits "$mode" "$W/floor.redb" 1 >/dev/null
+    "$MAKE_JOURNAL" --redb-commits "$mode" "$W/floor.redb" 2 "$@" >/dev/null
+    "$MAKE_JOURNAL" --redb-commits "$mode" "$W/floor.redb" 2 "$@" >/dev/null
+    local n
+    n=$(count_syncs "$OUT/floor.count" "$MAKE_JOURNAL" --redb-commits "$mode" "$W/floor.redb" 2 "$@")
+    printf '%s|%s' "$n" "$("$MAKE_JOURNAL" --redb-commits "$mode" "$W/floor.redb" 0 ro-only)"
+}
+FLOOR=""
+for mode in single exclusive; do
+    for opts in "" "no-close" "no-close qr-last"; do
+        # shellcheck disable=SC2086 # opts is a list of words
+        FLOOR+="$mode|${opts:-close}|$(floor "$mode" $opts);"
+    done
+done
 
 # ---- 3. history -------------------------------------------------------------------------
 # Built on a tmpfs when there is one (fdatasync is free there), then copied to the disk.
@@ -207,6 +227,6 @@ BIN_STRIPPED=$(stat -c %s "$W/kharden.stripped")
 # ---- report -------------------------------------------------------------------------------
 export OUT RUNS HIST_RUNS ANSIBLE_PLAYBOOK ANSIBLE_BACKUP="${ANSIBLE_BACKUP:-}" STATE_TXNS \
     SYNC_APPLY SYNC_TWO TWO_TXNS SYNC_RECOVER SYNC_LOG PROBE_EX_1 PROBE_EX_101 PROBE_SW_1 \
-    PROBE_SW_101 PROBE_SW_0 RSS_APPLY RSS_RECOVER RSS_LOG RSS_SED RSS_ANSIBLE BIG BIN_SIZE \
+    PROBE_SW_101 PROBE_SW_0 FLOOR RSS_APPLY RSS_RECOVER RSS_LOG RSS_SED RSS_ANSIBLE BIG BIN_SIZE \
     BIN_STRIPPED FS_TYPE="$(df -T "$W" | awk 'NR==2{print $2}')"
 python3 "$ROOT_DIR/scripts/perf_report.py" | tee "$OUT/report.md"

@@ -150,6 +150,17 @@ print(f"| redb alone, per `Durability::Immediate` commit, ExclusiveWriter | {ex:
 print(f"| redb alone, per `Durability::Immediate` commit, SingleWriter (kharden's mode) | {sw:g} |")
 print(f"| redb alone, open + close with no commit, SingleWriter | {env('PROBE_SW_0')} |")
 print()
+print("The floor: redb's fsyncs for one process making 2 immediate commits (steady state), plus")
+print("the 2 of the file, by concurrency mode and close strategy:")
+print()
+print("| mode | close | redb fsyncs | + file = per `apply` | read-only open afterwards (`journal log`) |")
+print("|---|---|---:|---:|---|")
+for row in env("FLOOR").strip(";").split(";"):
+    mode, how, n, ro = row.split("|", 3)
+    how = {"close": "clean close", "no-close": "no close (next open repairs)",
+           "no-close qr-last": "no close, last commit quick-repair"}.get(how, how)
+    print(f"| {mode} | {how} | {n} | {int(n) + 2} | {ro.removeprefix('read-only open: ')} |")
+print()
 
 # ---- 3 ---------------------------------------------------------------------------------
 with open(f"{OUT}/history.json") as f:

@@ -474,7 +474,9 @@ impl World {
                         DataOp::Meta(m) => format!("meta {m:?}"),
                     }
                 ),
-                Effect::Entry { dir, op } => eprintln!("           effect {} {op:?}", dir.display()),
+                Effect::Entry { dir, op } => {
+                    eprintln!("           effect {} {op:?}", dir.display())
+                }
             }
         }
         self.live.apply(&e, Fate::Kept);

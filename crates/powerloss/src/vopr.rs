@@ -325,9 +325,11 @@ impl Run {
             .iter()
             .map(|t| t.id)
             .collect();
-        ids.extend(reported.iter().filter_map(|(id, o)| {
-            matches!(o, Outcome::NeedsManual { .. }).then_some(*id)
-        }));
+        ids.extend(
+            reported
+                .iter()
+                .filter_map(|(id, o)| matches!(o, Outcome::NeedsManual { .. }).then_some(*id)),
+        );
         ids.retain(|id| !self.manual_seen.contains(id));
         ids.sort_unstable();
         ids.dedup();

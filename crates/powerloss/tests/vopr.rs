@@ -47,5 +47,8 @@ fn recovery_without_syncing_what_it_found_is_caught() {
         .iter()
         .filter(|s| run_many(**s, 1, cfg).is_err())
         .count();
-    assert_eq!(caught, 2, "the broken variant passed a seed it used to fail");
+    assert_eq!(
+        caught, 2,
+        "the broken variant passed a seed it used to fail"
+    );
 }
