@@ -10,103 +10,27 @@
 //! 100k transactions) are in docs/performance.md and come from scripts/perf.sh.
 
 use divan::Bencher;
-use kharden::durable::{hash, FileMeta};
-use kharden::journal::{
-    AuditSpec, Durable, EventKind, FileRecord, GateSpec, Image, Journal, Side, State, TxnKind,
-    TxnRecord,
-};
-use kharden_manifest::Change;
+use kharden::journal::Journal;
 use std::path::{Path, PathBuf};
 
-const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/kube-apiserver.yaml");
-const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+#[path = "support/synthetic_apply.rs"]
+mod synthetic_apply;
+
 const VARIANTS: usize = 8;
 
 fn main() {
     divan::main();
 }
 
-fn change(k: usize) -> Change {
-    Change::Set {
-        name: "audit-log-maxage".into(),
-        value: Some((30 + k).to_string()),
-    }
-}
-
 /// Versions of the fixture that differ by one flag, made by the real editor.
 fn variants() -> Vec<Vec<u8>> {
-    (0..VARIANTS)
-        .map(|k| {
-            kharden_manifest::edit(FIXTURE, None, &[change(k)])
-                .expect("the fixture edits")
-                .output
-        })
-        .collect()
+    synthetic_apply::variants(VARIANTS).expect("the fixture edits")
 }
 
-/// The journal calls of one `apply --no-gate` (see examples/make_journal.rs): two durable
-/// commits (prepare, committed), the progress records in between queued.
+/// The journal calls of one `apply --no-gate` (benches/support/synthetic_apply.rs): two
+/// durable commits (prepare, committed), the progress records in between queued.
 fn transaction(j: &Journal, blobs: &[Vec<u8>], i: usize) {
-    let k = i % VARIANTS;
-    let (before, after) = (&blobs[k], &blobs[(k + 1) % VARIANTS]);
-    let meta = FileMeta {
-        mode: 0o600,
-        uid: 0,
-        gid: 0,
-    };
-    let image = |b: &[u8]| Image {
-        hash: hash(b),
-        len: b.len() as u64,
-        meta,
-    };
-    let now = 1_700_000_000_000 + i as u64;
-    let rec = TxnRecord {
-        id: 0,
-        kind: TxnKind::Apply,
-        created_ms: 0,
-        updated_ms: 0,
-        summary: format!(
-            "apply kube-apiserver.yaml: set --audit-log-maxage={}",
-            30 + k
-        ),
-        files: vec![FileRecord {
-            path: MANIFEST.into(),
-            before: Some(image(before)),
-            after: Some(image(after)),
-            changes: vec![change((k + 1) % VARIANTS)],
-            gated: true,
-        }],
-        gate: GateSpec {
-            timeout_secs: 60,
-            stable_for_secs: 5,
-            ..GateSpec::default()
-        },
-        audit: AuditSpec {
-            builtin: true,
-            script: None,
-            script_timeout_secs: 30,
-        },
-        deadline_ms: now + 60_000,
-        state: State::Prepared,
-        rollback_cause: None,
-        reason: None,
-    };
-    let id = j.prepare(rec, &[before, after], now).unwrap();
-    j.add_events(
-        id,
-        vec![EventKind::FileWritten {
-            path: MANIFEST.into(),
-            side: Side::After,
-        }],
-        Durable::Later,
-        now,
-    )
-    .unwrap();
-    for s in [State::Applied, State::Auditing, State::Audited] {
-        j.set_state(id, s, None, None, Durable::Later, now).unwrap();
-    }
-    j.set_state(id, State::Committed, None, None, Durable::Yes, now)
-        .unwrap();
+    synthetic_apply::record(j, blobs, i, 1_700_000_000_000 + i as u64).unwrap();
 }
 
 /// A fresh state directory on a disk (under target/) or on a tmpfs (/dev/shm).

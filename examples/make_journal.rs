@@ -22,17 +22,12 @@
 //! build 100k transactions in seconds, then copy `journal.redb` where it is to be measured:
 //! the file's format does not depend on where it was written.
 
-use kharden::durable::{hash, FileMeta};
-use kharden::journal::{
-    AuditSpec, Durable, EventKind, FileRecord, GateSpec, Image, Journal, Side, State, TxnKind,
-    TxnRecord,
-};
-use kharden_manifest::Change;
+use kharden::journal::Journal;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/kube-apiserver.yaml");
-const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+#[path = "../benches/support/synthetic_apply.rs"]
+mod synthetic_apply;
 
 fn usage() -> ! {
     eprintln!("usage: make_journal STATE_DIR N [VARIANTS]");
@@ -40,13 +35,6 @@ fn usage() -> ! {
         "       make_journal --redb-commits exclusive|single DB N [no-close] [qr-last] [ro-only]"
     );
     std::process::exit(2);
-}
-
-fn change(k: usize) -> Change {
-    Change::Set {
-        name: "audit-log-maxage".into(),
-        value: Some((30 + k).to_string()),
-    }
 }
 
 /// N immediate commits on a bare redb database in the given concurrency mode.
@@ -118,86 +106,14 @@ fn main() -> anyhow::Result<()> {
     }
 
     // VARIANTS versions of the fixture, each made by the real editor.
-    let blobs: Vec<Vec<u8>> = (0..variants)
-        .map(|k| Ok(kharden_manifest::edit(FIXTURE, None, &[change(k)])?.output))
-        .collect::<anyhow::Result<_>>()?;
-    let meta = FileMeta {
-        mode: 0o600,
-        uid: 0,
-        gid: 0,
-    };
-    let image = |b: &[u8]| Image {
-        hash: hash(b),
-        len: b.len() as u64,
-        meta,
-    };
-
+    let blobs = synthetic_apply::variants(variants)?;
     let journal = Journal::open(&state_dir)?;
     let start = Instant::now();
     let first = journal.len()?;
     for i in 0..n {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
-        let k = (first + i) as usize % variants;
-        let before = &blobs[k];
-        let after = &blobs[(k + 1) % variants];
-        let rec = TxnRecord {
-            id: 0,
-            kind: TxnKind::Apply,
-            created_ms: 0,
-            updated_ms: 0,
-            summary: format!(
-                "{MANIFEST}: --set audit-log-maxage={}",
-                30 + (k + 1) % variants
-            ),
-            files: vec![FileRecord {
-                path: MANIFEST.into(),
-                before: Some(image(before)),
-                after: Some(image(after)),
-                changes: vec![change((k + 1) % variants)],
-                gated: true,
-            }],
-            gate: GateSpec {
-                enabled: false,
-                timeout_secs: 60,
-                stable_for_secs: 5,
-                ..GateSpec::default()
-            },
-            audit: AuditSpec {
-                builtin: true,
-                script: None,
-                script_timeout_secs: 30,
-            },
-            deadline_ms: now + 60_000,
-            state: State::Prepared,
-            rollback_cause: None,
-            reason: None,
-        };
         // The calls of Engine::run for `apply --no-gate`, with their durability.
-        let id = journal.prepare(rec, &[before, after], now)?;
-        journal.add_events(
-            id,
-            vec![EventKind::FileWritten {
-                path: MANIFEST.into(),
-                side: Side::After,
-            }],
-            Durable::Later,
-            now,
-        )?;
-        for s in [State::Applied, State::Auditing] {
-            journal.set_state(id, s, None, None, Durable::Later, now)?;
-        }
-        journal.add_events(
-            id,
-            vec![EventKind::Audit {
-                passed: true,
-                detail: "audit-log-maxage is in effect in the manifest's argv".into(),
-                output: None,
-            }],
-            Durable::Later,
-            now,
-        )?;
-        journal.set_state(id, State::Audited, None, None, Durable::Later, now)?;
-        journal.set_state(id, State::Committed, None, None, Durable::Yes, now)?;
+        synthetic_apply::record(&journal, &blobs, (first + i) as usize, now)?;
         if (i + 1) % 10_000 == 0 {
             eprintln!("{} transactions, {:.1?}", i + 1, start.elapsed());
         }
