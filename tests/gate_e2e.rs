@@ -9,8 +9,7 @@ mod common;
 
 use assert_cmd::cargo::cargo_bin;
 use kharden_testnode::{
-    etcd_binary, install_fake_binaries, write_node, KubeletOptions, KubeletProcess, Node,
-    NodeOptions, NodePorts,
+    etcd_binary, write_node, KubeletOptions, KubeletProcess, Node, NodeOptions, NodePorts,
 };
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -30,17 +29,9 @@ fn start(node_opts: NodeOptions, tweak: impl FnOnce(&mut KubeletOptions)) -> Sim
     let root = dir.path();
     let node = write_node(root, NodePorts::free(), &node_opts).unwrap();
     let exe = cargo_bin("kharden");
-    let bin = root.join("bin");
-    install_fake_binaries(&bin, &exe).unwrap();
-    let mut path = bin.into_os_string();
-    path.push(":/usr/bin:/bin");
     let reject_file = root.join("reject-flags");
     std::fs::write(&reject_file, "").unwrap();
-    let mut opts = KubeletOptions::new(root);
-    opts.path = Some(path);
-    opts.poll_interval = Duration::from_millis(100);
-    opts.backoff_initial = Duration::from_millis(200);
-    opts.backoff_max = Duration::from_secs(1);
+    let mut opts = KubeletOptions::simulated_node(root, &exe).unwrap();
     opts.grace_period = Duration::from_secs(3);
     opts.env.push((
         "FAKE_REJECT_FLAGS_FILE".into(),

@@ -99,6 +99,22 @@ impl KubeletOptions {
         }
     }
 
+    /// Options for a quick simulated node (tests, `kharden demo`): the fake control-plane
+    /// binaries installed in `<root>/bin` as links to `exe` (see [`crate::install_fake_binaries`])
+    /// and first on `PATH`, 100 ms polling, restarts backed off from 200 ms to 1 s.
+    pub fn simulated_node(root: &Path, exe: &Path) -> std::io::Result<KubeletOptions> {
+        let bin = root.join("bin");
+        crate::install_fake_binaries(&bin, exe)?;
+        let mut path = bin.into_os_string();
+        path.push(":/usr/bin:/bin");
+        let mut opts = KubeletOptions::new(root);
+        opts.path = Some(path);
+        opts.poll_interval = Duration::from_millis(100);
+        opts.backoff_initial = Duration::from_millis(200);
+        opts.backoff_max = Duration::from_secs(1);
+        Ok(opts)
+    }
+
     /// The manifests directory in effect.
     pub fn manifests_dir(&self) -> PathBuf {
         self.manifests_dir

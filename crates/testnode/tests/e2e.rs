@@ -9,8 +9,7 @@ use kharden_gate::{
     GateParams, GateVerdict, Observation, ProbeClass, ProcScanner, TlsSettings,
 };
 use kharden_testnode::{
-    etcd_binary, install_fake_binaries, write_node, KubeletOptions, KubeletProcess, Node,
-    NodeOptions, NodePorts,
+    etcd_binary, write_node, KubeletOptions, KubeletProcess, Node, NodeOptions, NodePorts,
 };
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -25,15 +24,9 @@ fn start(node_opts: NodeOptions, tweak: impl FnOnce(&mut KubeletOptions)) -> Sim
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let node = write_node(root, NodePorts::free(), &node_opts).unwrap();
-    let bin = root.join("bin");
-    install_fake_binaries(&bin, Path::new(env!("CARGO_BIN_EXE_kharden-testnode"))).unwrap();
-    let mut path = bin.into_os_string();
-    path.push(":/usr/bin:/bin");
-    let mut opts = KubeletOptions::new(root);
-    opts.path = Some(path);
-    opts.poll_interval = Duration::from_millis(100);
-    opts.backoff_initial = Duration::from_millis(200);
-    opts.backoff_max = Duration::from_secs(1);
+    let mut opts =
+        KubeletOptions::simulated_node(root, Path::new(env!("CARGO_BIN_EXE_kharden-testnode")))
+            .unwrap();
     opts.grace_period = Duration::from_secs(2);
     tweak(&mut opts);
     let kubelet = KubeletProcess::spawn(

@@ -11,8 +11,7 @@ use crate::cli::args::DemoArgs;
 use crate::cli::{CliError, CliResult};
 use crate::exit;
 use kharden_testnode::{
-    etcd_binary, install_fake_binaries, write_node, KubeletOptions, KubeletProcess, NodeOptions,
-    NodePorts,
+    etcd_binary, write_node, KubeletOptions, KubeletProcess, NodeOptions, NodePorts,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -155,16 +154,14 @@ fn run_demo(exe: &Path, root: &Path) -> CliResult {
         },
     )
     .map_err(|e| CliError::error(format!("building the simulated node: {e}")))?;
-    let bin = root.join("bin");
-    install_fake_binaries(&bin, exe)
-        .map_err(|e| CliError::error(format!("{}: {e}", bin.display())))?;
+    let mut opts = KubeletOptions::simulated_node(root, exe).map_err(|e| {
+        CliError::error(format!(
+            "{}: installing the fake binaries: {e}",
+            root.join("bin").display()
+        ))
+    })?;
     let reject_file = root.join("reject-flags");
     std::fs::write(&reject_file, "").map_err(|e| CliError::error(e.to_string()))?;
-    let mut path = bin.into_os_string();
-    path.push(":/usr/bin:/bin");
-    let mut opts = KubeletOptions::new(root);
-    opts.path = Some(path);
-    opts.poll_interval = Duration::from_millis(100);
     opts.backoff_initial = Duration::from_millis(300);
     opts.backoff_max = Duration::from_secs(2);
     opts.grace_period = Duration::from_secs(3);
