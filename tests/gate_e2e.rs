@@ -200,6 +200,75 @@ fn a_flag_the_component_rejects_rolls_back_to_a_healthy_component() {
     assert!(sim.kubelet.events().contains("audit-log-maxage") || !sim.kubelet.events().is_empty());
 }
 
+/// A rollback whose old component does not come back either (here: the old argv is rejected
+/// too) ends NeedsManual (exit 5). From then on the file is refused to every change (exit 5,
+/// the refusal journaled) until the operator runs `kharden journal resolve`; `journal log`
+/// and every `recover` say so.
+#[test]
+fn needs_manual_holds_its_files_until_the_operator_resolves_it() {
+    let sim = start(apiserver_only(), |_| {});
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    // The new flag is rejected, and so is one the original manifest already has: the old
+    // component cannot come back.
+    std::fs::write(&sim.reject_file, "--audit-log-maxage\n--secure-port\n").unwrap();
+    let (code, out, err) = run(sim.kharden().arg("apply").arg(&m).args([
+        "--set",
+        "audit-log-maxage=30",
+        "--stable-for",
+        "1",
+        "--health-timeout",
+        "5",
+    ]));
+    assert_eq!(code, 5, "needs manual intervention\n{out}\n{err}");
+    let held = std::fs::read(&m).unwrap();
+    // Any change to that file is now refused, and the refusal is journaled.
+    let (code, out, err) =
+        run(sim
+            .kharden()
+            .arg("apply")
+            .arg(&m)
+            .args(["--set", "profiling=false", "--no-gate"]));
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert!(
+        err.contains("needs manual intervention") && err.contains("kharden journal resolve 1"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&m).unwrap(), held, "nothing was written");
+    let log = sim.log();
+    assert_eq!(log["unresolved"], serde_json::json!([1]));
+    assert_eq!(log["transactions"][0]["state"], "aborted");
+    assert!(log["transactions"][0]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("belongs to transaction 1"));
+    let (code, out, _) = run(sim.kharden().arg("recover"));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("transaction 1 still needs manual intervention"),
+        "{out}"
+    );
+    // The operator fixes the node and says so.
+    std::fs::write(&sim.reject_file, "").unwrap();
+    let (code, out, err) =
+        run(sim
+            .kharden()
+            .args(["journal", "resolve", "1", "--note", "restarted by hand"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(sim
+        .show(1)
+        .contains("resolved by the operator: restarted by hand"));
+    let (code, _, err) = run(sim.kharden().args(["journal", "resolve", "1"]));
+    assert_eq!(code, 1, "resolving twice is an error: {err}");
+    let (code, out, err) =
+        run(sim
+            .kharden()
+            .arg("apply")
+            .arg(&m)
+            .args(["--set", "profiling=false", "--no-gate"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+}
+
 #[test]
 fn a_failing_audit_script_rolls_back() {
     let sim = start(apiserver_only(), |_| {});

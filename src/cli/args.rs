@@ -291,4 +291,12 @@ pub enum JournalCommand {
         #[arg(long)]
         keep: usize,
     },
+    /// Say that a needs-manual transaction's files are dealt with (restored by hand, or
+    /// accepted as they are), so that kharden may change them again.
+    Resolve {
+        txid: u64,
+        /// Why, or what was done (kept in the journal).
+        #[arg(long)]
+        note: Option<String>,
+    },
 }

@@ -9,7 +9,9 @@
 //! - `events`: (transaction id, sequence) → [`Event`];
 //! - `open`: the ids of transactions not yet terminal, so that recovery costs O(open
 //!   transactions), not O(history);
-//! - `blobs`: blake3 hash → file contents, deduplicated, verified on every read.
+//! - `blobs`: blake3 hash → file contents, deduplicated, verified on every read;
+//! - `attention`: the ids of NeedsManual transactions not yet resolved by the operator, whose
+//!   files no new transaction may touch.
 //!
 //! Every state change is one redb write transaction. The ones recovery depends on
 //! (Prepared, Audited, Committed, RollingBack and the terminal states) are committed with
@@ -39,6 +41,10 @@ const TXNS: TableDefinition<u64, &[u8]> = TableDefinition::new("txns");
 const EVENTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("events");
 const OPEN: TableDefinition<u64, ()> = TableDefinition::new("open");
 const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// NeedsManual transactions the operator has not resolved yet (`kharden journal resolve`):
+/// no new transaction may touch their files. Created on first use, so journals made before it
+/// existed open unchanged (a missing table reads as empty).
+const ATTENTION: TableDefinition<u64, ()> = TableDefinition::new("attention");
 
 /// Schema version of the tables above.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -60,6 +66,8 @@ pub enum JournalError {
     NotFound(TxId),
     #[error("transaction {id}: {from} cannot go to {to}")]
     BadTransition { id: TxId, from: State, to: State },
+    #[error("transaction {id} is {state} and has nothing to resolve (only an unresolved needs-manual transaction has)")]
+    NotUnresolved { id: TxId, state: State },
     #[error("blob {hash} is missing from the journal")]
     MissingBlob { hash: String },
     #[error("blob {hash} is corrupt: its contents hash to {actual}")]
@@ -434,6 +442,9 @@ impl Journal {
         if state.is_terminal() {
             tx.open_table(OPEN)?.remove(id)?;
         }
+        if state == State::NeedsManual {
+            tx.open_table(ATTENTION)?.insert(id, ())?;
+        }
         Ok(())
     }
 
@@ -549,6 +560,41 @@ impl Journal {
             out.push(item?.0.value());
         }
         Ok(out)
+    }
+
+    /// NeedsManual transactions the operator has not resolved, oldest first.
+    pub fn unresolved(&self) -> Result<Vec<TxId>> {
+        let rt = self.begin_read()?;
+        let t = match rt.open_table(ATTENTION) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for item in t.iter()? {
+            out.push(item?.0.value());
+        }
+        Ok(out)
+    }
+
+    /// The operator has dealt with NeedsManual transaction `id` (restored its files, or
+    /// accepted them as they are): its files may be changed again. Durable.
+    pub fn resolve(&self, id: TxId, note: Option<String>, now_ms: u64) -> Result<()> {
+        self.write(|tx| {
+            let state = match tx.open_table(TXNS)?.get(id)? {
+                Some(g) => decode::<TxnRecord>(g.value())?.state,
+                None => return Err(JournalError::NotFound(id)),
+            };
+            let was = tx.open_table(ATTENTION)?.remove(id)?.is_some();
+            if !was {
+                return Err(JournalError::NotUnresolved { id, state });
+            }
+            let ev = Event {
+                time_ms: now_ms,
+                kind: EventKind::Resolved { note },
+            };
+            Self::append_events(tx, id, std::slice::from_ref(&ev))
+        })
     }
 
     /// Newest first, at most `limit`, optionally only those in `state`.
@@ -738,6 +784,23 @@ impl Journal {
                 what: "in the open index but not in the journal".into(),
             });
         }
+        drop((txns, events));
+        for id in self.unresolved()? {
+            let state = match self.get(id) {
+                Ok(r) => Some(r.state),
+                Err(JournalError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            if state != Some(State::NeedsManual) {
+                faults.push(Fault {
+                    txid: Some(id),
+                    what: format!(
+                        "listed as an unresolved needs-manual transaction but {}",
+                        state.map_or("not in the journal".into(), |s| format!("is {s}"))
+                    ),
+                });
+            }
+        }
         Ok(faults)
     }
 
@@ -747,6 +810,14 @@ impl Journal {
     pub fn prune(&self, keep: usize) -> Result<(usize, usize)> {
         failpoint::hit("journal.prune.before");
         let r = self.write(|tx| {
+            let attention: HashSet<TxId> = {
+                let t = tx.open_table(ATTENTION)?;
+                let ids = t
+                    .iter()?
+                    .map(|r| r.map(|(k, _)| k.value()))
+                    .collect::<Result<_, _>>()?;
+                ids
+            };
             let mut txns = tx.open_table(TXNS)?;
             let mut events = tx.open_table(EVENTS)?;
             let mut doomed = Vec::new();
@@ -755,7 +826,8 @@ impl Journal {
             for item in txns.iter()?.rev() {
                 let (k, v) = item?;
                 let rec: TxnRecord = decode(v.value())?;
-                let drop_it = rec.state.is_terminal() && {
+                // An unresolved NeedsManual transaction says what to restore: never pruned.
+                let drop_it = rec.state.is_terminal() && !attention.contains(&rec.id) && {
                     kept_terminal += 1;
                     kept_terminal > keep
                 };

@@ -239,6 +239,12 @@ pub enum EventKind {
         path: String,
     },
     Note(String),
+    /// The operator said a NeedsManual transaction's files are dealt with
+    /// (`kharden journal resolve`). Added after schema 1's first release: a new variant at the
+    /// end keeps every older record decodable.
+    Resolved {
+        note: Option<String>,
+    },
 }
 
 /// Which side of a transaction a file was set to.

@@ -109,6 +109,10 @@ pub enum TxnError {
     Diverged { txid: TxId, path: String },
     #[error("{path}: the same file appears twice in one transaction")]
     DuplicatePath { path: PathBuf },
+    #[error(
+        "{path} belongs to transaction {txid}, which needs manual intervention: restore it (kharden journal show {txid}), then run `kharden journal resolve {txid}`; nothing was changed"
+    )]
+    Unresolved { txid: TxId, path: String },
 }
 
 /// The engine: one journal, one storage, one gate, one audit, one clock.
@@ -190,6 +194,7 @@ impl<'a> Engine<'a> {
         if files.is_empty() {
             return Ok(Outcome::Unchanged);
         }
+        self.refuse_unresolved(&files)?;
         let now = self.clock.now();
         let deadline = now + Duration::from_secs(plan.gate.timeout_secs);
         let rec = TxnRecord {
@@ -213,6 +218,25 @@ impl<'a> Engine<'a> {
         let rec = self.journal.get(id)?;
         drop(blobs);
         self.forward(rec)
+    }
+
+    /// A transaction that ended NeedsManual handed its files to a person: kharden no longer
+    /// knows what they should hold, nor whether what they hold is on disk. Until the operator
+    /// runs `kharden journal resolve`, no new transaction may take them as its before-side.
+    fn refuse_unresolved(&self, files: &[FileRecord]) -> Result<(), TxnError> {
+        for txid in self.journal.unresolved()? {
+            let held = self.journal.get(txid)?;
+            if let Some(f) = files
+                .iter()
+                .find(|f| held.files.iter().any(|h| h.path == f.path))
+            {
+                return Err(TxnError::Unresolved {
+                    txid,
+                    path: f.path.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// From Prepared (or a resumed open transaction): write the after side, gate, audit,

@@ -387,6 +387,76 @@ fn failing_restore_needs_manual_and_names_the_files() {
 }
 
 #[test]
+fn files_of_an_unresolved_needs_manual_transaction_are_refused_until_resolved() {
+    let (_d, mut j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    s.put(P, b"p0");
+    s.fail_at.set(Some(2)); // forward write ok, restore fails
+    let g = ScriptedGate::new(vec![failed("down")]);
+    let out = engine(&j, &s, &g, &NoAudit)
+        .run(plan(vec![(M, Some(b"new"))], true, false))
+        .unwrap();
+    let Outcome::NeedsManual { txid, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(j.unresolved().unwrap(), vec![txid]);
+    let held = s.get(M).unwrap();
+    let ops_before = s.ops.get();
+    // The same file: refused before anything is journaled or written.
+    let n = j.len().unwrap();
+    let err = engine(&j, &s, &NoGate, &NoAudit)
+        .run(plan(
+            vec![(P, Some(b"p1")), (M, Some(b"other"))],
+            false,
+            false,
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, TxnError::Unresolved { txid: t, path } if *t == txid && path == M),
+        "{err}"
+    );
+    assert!(err.to_string().contains("kharden journal resolve"));
+    assert_eq!(s.get(M).unwrap(), held);
+    assert_eq!(
+        s.get(P).unwrap(),
+        b"p0",
+        "nothing of the refused plan was written"
+    );
+    assert_eq!((j.len().unwrap(), s.ops.get()), (n, ops_before));
+    // Another file: free to change.
+    let out = engine(&j, &s, &NoGate, &NoAudit)
+        .run(plan(vec![(P, Some(b"p1"))], false, false))
+        .unwrap();
+    assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    // Prune keeps the unresolved transaction (it says what to restore).
+    j.prune(0).unwrap();
+    assert_eq!(j.get(txid).unwrap().state, State::NeedsManual);
+    assert!(j.verify().unwrap().is_empty());
+    // Resolve: recorded as an event, and the file may change again.
+    j.resolve(txid, Some("restored by hand".into()), 1).unwrap();
+    assert!(j.unresolved().unwrap().is_empty());
+    assert!(j
+        .events(txid)
+        .unwrap()
+        .iter()
+        .any(|e| matches!(&e.kind, crate::journal::EventKind::Resolved { note: Some(n) } if n == "restored by hand")));
+    assert!(matches!(
+        j.resolve(txid, None, 2),
+        Err(crate::journal::JournalError::NotUnresolved { .. })
+    ));
+    let out = engine(&j, &s, &NoGate, &NoAudit)
+        .run(plan(vec![(M, Some(b"other"))], false, false))
+        .unwrap();
+    assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    assert_eq!(s.get(M).unwrap(), b"other");
+    // Once resolved, prune may drop it like any finished transaction.
+    j.prune(0).unwrap();
+    assert!(j.get(txid).is_err());
+    assert!(j.verify().unwrap().is_empty());
+}
+
+#[test]
 fn a_file_changed_since_it_was_read_is_refused_before_anything() {
     let (_d, j) = journal();
     let s = MemStorage::default();

@@ -109,8 +109,6 @@ struct Run {
     oracle: Oracle,
     stats: Stats,
     log: Vec<String>,
-    /// NeedsManual transactions the operator has already dealt with.
-    manual_seen: std::collections::BTreeSet<u64>,
 }
 
 impl Run {
@@ -319,39 +317,43 @@ impl Run {
     /// power cut under the next transaction, which recovery then (correctly) reports as a
     /// conflict: see docs/crash-safety.md.
     fn operator_reads(&mut self, journal: &Journal, reported: &[(u64, Outcome)]) {
-        let mut ids: Vec<u64> = journal
-            .list(usize::MAX, Some(kharden::journal::State::NeedsManual))
-            .unwrap_or_default()
-            .iter()
-            .map(|t| t.id)
-            .collect();
+        let mut ids: Vec<u64> = journal.unresolved().unwrap_or_default();
         ids.extend(
             reported
                 .iter()
                 .filter_map(|(id, o)| matches!(o, Outcome::NeedsManual { .. }).then_some(*id)),
         );
-        ids.retain(|id| !self.manual_seen.contains(id));
         ids.sort_unstable();
         ids.dedup();
         if ids.is_empty() {
             return;
         }
-        self.manual_seen.extend(&ids);
         // The message says: restore the files, and delete the temp files
-        // `.<name>.kharden-<id>` beside them.
-        let mut w = lock(&self.world);
-        for entries in w.live.dirs.values_mut() {
-            entries.retain(|name, _| {
-                !ids.iter()
-                    .any(|id| name.starts_with('.') && name.ends_with(&format!(".kharden-{id}")))
-            });
+        // `.<name>.kharden-<id>` beside them; then `kharden journal resolve <id>`.
+        {
+            let mut w = lock(&self.world);
+            for entries in w.live.dirs.values_mut() {
+                entries.retain(|name, _| {
+                    !ids.iter().any(|id| {
+                        name.starts_with('.') && name.ends_with(&format!(".kharden-{id}"))
+                    })
+                });
+            }
+            w.live.gc();
+            w.pending.clear();
+            w.durable = w.live.clone();
         }
-        w.live.gc();
-        w.pending.clear();
-        w.durable = w.live.clone();
-        drop(w);
+        let resolved: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                journal
+                    .resolve(*id, Some("operator intervention (VOPR)".into()), 0)
+                    .is_ok()
+            })
+            .collect();
         self.log.push(format!(
-            "  operator intervention after needs-manual {ids:?}: temp files deleted, disk synced"
+            "  operator intervention after needs-manual {ids:?}: temp files deleted, disk synced, resolved {resolved:?}"
         ));
     }
 }
@@ -406,7 +408,6 @@ pub fn run_schedule(seed: u64, cfg: Config) -> Result<Stats, Failure> {
             ..Stats::default()
         },
         log: Vec::new(),
-        manual_seen: Default::default(),
     };
     let mut journal: Option<Journal> = None;
     for step in 0..cfg.steps {

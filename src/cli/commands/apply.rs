@@ -1,6 +1,6 @@
 //! `kharden apply`, `kharden edit` and `kharden rollback`.
 
-use super::{audit_for, auto_recover, gate_for, ordered_changes, Ctx};
+use super::{audit_for, auto_recover, gate_for, ordered_changes, run_plan, Ctx};
 use crate::cli::args::{ApplyArgs, EditArgs, RollbackArgs};
 use crate::cli::format;
 use crate::cli::{CliError, CliResult};
@@ -188,7 +188,7 @@ pub fn apply(ctx: &Ctx<'_>, a: &ApplyArgs, m: &ArgMatches) -> CliResult {
         gate: gate_spec,
         audit: audit_spec,
     };
-    let outcome = engine.run(plan)?;
+    let outcome = run_plan(&engine, plan)?;
     Ok(report(ctx, &outcome, &path_str, &diff))
 }
 
@@ -290,7 +290,7 @@ pub fn rollback(ctx: &Ctx<'_>, a: &RollbackArgs) -> CliResult {
             op.after.as_deref(),
         ));
     }
-    let outcome = engine.run(plan)?;
+    let outcome = run_plan(&engine, plan)?;
     Ok(report(
         ctx,
         &outcome,

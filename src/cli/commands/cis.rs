@@ -1,7 +1,7 @@
 //! `kharden audit` and `kharden harden`.
 
 use super::apply::{absolute, report_code};
-use super::{audit_for, auto_recover, gate_for, Ctx};
+use super::{audit_for, auto_recover, gate_for, run_plan, Ctx};
 use crate::cis::{self, ControlResult, Found, SourcePolicy, HARDEN_ORDER};
 use crate::cli::args::{CisAuditArgs, HardenArgs, ReportFormat};
 use crate::cli::format;
@@ -467,15 +467,18 @@ pub fn harden(ctx: &Ctx<'_>, a: &HardenArgs) -> CliResult {
                 clock: &SystemClock,
             };
             eprintln!("kharden: fixing {} on {} ...", planned.join(", "), comp);
-            let outcome = engine.run(Plan {
-                kind: TxnKind::Harden {
-                    controls: planned.iter().map(|s| s.to_string()).collect(),
+            let outcome = run_plan(
+                &engine,
+                Plan {
+                    kind: TxnKind::Harden {
+                        controls: planned.iter().map(|s| s.to_string()).collect(),
+                    },
+                    summary: format!("harden {}: {}", comp, planned.join(", ")),
+                    ops,
+                    gate: gate_spec.clone(),
+                    audit: audit_spec.clone(),
                 },
-                summary: format!("harden {}: {}", comp, planned.join(", ")),
-                ops,
-                gate: gate_spec.clone(),
-                audit: audit_spec.clone(),
-            })?;
+            )?;
             let (result, txid, reason) = match &outcome {
                 Outcome::Unchanged => ("unchanged", None, None),
                 Outcome::Committed { txid } => ("fixed", Some(*txid), None),

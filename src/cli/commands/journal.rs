@@ -1,4 +1,4 @@
-//! `kharden journal log|show|diff|verify|prune`. Text output reads like `jj op log`.
+//! `kharden journal log|show|diff|verify|prune|resolve`. Text output reads like `jj op log`.
 
 use super::Ctx;
 use crate::cli::args::JournalCommand;
@@ -103,6 +103,10 @@ fn event_text(e: &Event) -> String {
         ),
         EventKind::TempRemoved { path } => format!("removed temp file of {path}"),
         EventKind::Note(n) => n.clone(),
+        EventKind::Resolved { note } => match note {
+            Some(n) => format!("resolved by the operator: {n}"),
+            None => "resolved by the operator".into(),
+        },
     }
 }
 
@@ -146,13 +150,19 @@ pub fn journal(ctx: &Ctx<'_>, cmd: &JournalCommand) -> CliResult {
                 return Ok(exit::SUCCESS);
             };
             let recs = j.list(*limit, filter)?;
+            let unresolved = j.unresolved()?;
             let mut text = String::new();
             for (i, r) in recs.iter().enumerate() {
                 text.push_str(&format!(
-                    "{}  {} {} {}\n",
+                    "{}  {} {}{} {}\n",
                     glyph(r.state),
                     r.id,
                     r.state,
+                    if unresolved.contains(&r.id) {
+                        " (unresolved)"
+                    } else {
+                        ""
+                    },
                     time(r.created_ms)
                 ));
                 let bar = if i + 1 == recs.len() { " " } else { "│" };
@@ -180,7 +190,29 @@ pub fn journal(ctx: &Ctx<'_>, cmd: &JournalCommand) -> CliResult {
             }
             ctx.print(
                 &text,
-                json!({"transactions": recs.iter().map(txn_json).collect::<Vec<_>>()}),
+                json!({
+                    "transactions": recs.iter().map(txn_json).collect::<Vec<_>>(),
+                    "unresolved": unresolved,
+                }),
+            );
+            Ok(exit::SUCCESS)
+        }
+        JournalCommand::Resolve { txid, note } => {
+            let _lock = ctx.lock()?;
+            let j = ctx.open_journal()?;
+            j.resolve(
+                *txid,
+                note.clone(),
+                crate::txn::to_ms(std::time::SystemTime::now()),
+            )?;
+            let r = j.get(*txid)?;
+            let files: Vec<&str> = r.files.iter().map(|f| f.path.as_str()).collect();
+            ctx.print(
+                &format!(
+                    "transaction {txid} resolved: kharden may change {} again\n",
+                    files.join(", ")
+                ),
+                json!({"txid": txid, "resolved": true, "files": files}),
             );
             Ok(exit::SUCCESS)
         }

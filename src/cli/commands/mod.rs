@@ -98,7 +98,8 @@ pub fn audit_for(spec: &AuditSpec) -> Box<dyn Audit> {
 }
 
 /// Run recovery (revert policy) before a command that changes files. Refuses to go on when a
-/// conflict or a needs-manual transaction remains.
+/// conflict remains (files of an unresolved needs-manual transaction are refused by the
+/// engine itself, see [`run_plan`]).
 pub fn auto_recover(journal: &Journal) -> Result<(), CliError> {
     if journal.open_ids()?.is_empty() {
         return Ok(());
@@ -123,6 +124,29 @@ pub fn auto_recover(journal: &Journal) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+/// Run a plan. A refusal because a file belongs to an unresolved needs-manual transaction is
+/// exit 5 (needs manual intervention), journaled like every other refusal.
+pub fn run_plan(engine: &Engine<'_>, plan: txn::Plan) -> Result<txn::Outcome, CliError> {
+    let (kind, summary) = (plan.kind.clone(), plan.summary.clone());
+    match engine.run(plan) {
+        Err(e @ txn::TxnError::Unresolved { .. }) => {
+            let msg = e.to_string();
+            let id = engine.journal.record_refusal(
+                kind,
+                summary,
+                Vec::new(),
+                msg.clone(),
+                txn::to_ms(std::time::SystemTime::now()),
+            )?;
+            Err(CliError::new(
+                exit::NEEDS_MANUAL,
+                format!("{msg} (refusal recorded as transaction {id})"),
+            ))
+        }
+        r => Ok(r?),
+    }
 }
 
 /// The changes of a command, in the order they were given on the command line.

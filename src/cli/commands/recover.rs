@@ -15,9 +15,13 @@ pub fn recover(ctx: &Ctx<'_>, a: &RecoverArgs) -> CliResult {
     // read-only open; then the writable open below repairs it.
     if let Ok(Some(ro)) = crate::journal::Journal::open_read_only(&ctx.cli.state_dir) {
         if ro.open_ids().is_ok_and(|ids| ids.is_empty()) {
+            let unresolved = ro.unresolved().unwrap_or_default();
             ctx.print(
-                "nothing to recover: no open transaction\n",
-                serde_json::json!({"result": "recovered", "exit_code": 0, "transactions": []}),
+                &format!(
+                    "nothing to recover: no open transaction\n{}",
+                    reminder(&unresolved)
+                ),
+                serde_json::json!({"result": "recovered", "exit_code": 0, "transactions": [], "unresolved": unresolved}),
             );
             return Ok(exit::SUCCESS);
         }
@@ -62,6 +66,8 @@ pub fn recover(ctx: &Ctx<'_>, a: &RecoverArgs) -> CliResult {
             }
         }
     }
+    let unresolved = journal.unresolved()?;
+    text.push_str(&reminder(&unresolved));
     let code = if report.has_conflicts() {
         exit::CONFLICT
     } else if report.needs_manual() {
@@ -71,7 +77,20 @@ pub fn recover(ctx: &Ctx<'_>, a: &RecoverArgs) -> CliResult {
     };
     ctx.print(
         &text,
-        serde_json::json!({"result": if code == 0 {"recovered"} else if code == exit::CONFLICT {"conflict"} else {"needs-manual"}, "exit_code": code, "transactions": report.transactions}),
+        serde_json::json!({"result": if code == 0 {"recovered"} else if code == exit::CONFLICT {"conflict"} else {"needs-manual"}, "exit_code": code, "transactions": report.transactions, "unresolved": unresolved}),
     );
     Ok(code)
+}
+
+/// NeedsManual transactions still waiting for the operator: recovery cannot finish them (a
+/// person must), but says so at every boot until `kharden journal resolve` is run.
+fn reminder(unresolved: &[crate::journal::TxId]) -> String {
+    unresolved
+        .iter()
+        .map(|id| {
+            format!(
+                "transaction {id} still needs manual intervention: its files are refused to every change until `kharden journal resolve {id}` (see `kharden journal show {id}`)\n"
+            )
+        })
+        .collect()
 }
