@@ -25,6 +25,23 @@ fn run_crashing(mut cmd: assert_cmd::Command, n: usize) -> bool {
     }
 }
 
+/// `kharden apply --set profiling=false --no-gate`, killed at the failpoint `point`.
+fn apply_killed_at(node: &Node, point: &str) {
+    let out = node
+        .kharden()
+        .args([
+            "apply",
+            path_str(&node.manifest),
+            "--set",
+            "profiling=false",
+            "--no-gate",
+        ])
+        .env("KHARDEN_CRASH_AT", point)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(9), "not killed at {point}");
+}
+
 /// DESIGN.md invariants after recovery.
 fn check_invariants(node: &Node, before: &[u8], after: &[u8], what: &str) {
     let now = node.read();
@@ -111,17 +128,7 @@ fn kill_recover_at_every_failpoint_then_recover_again() {
     let mut m = 1;
     loop {
         let node = Node::new();
-        let mut cmd = node.kharden();
-        cmd.args([
-            "apply",
-            path_str(&node.manifest),
-            "--set",
-            "profiling=false",
-            "--no-gate",
-        ])
-        .env("KHARDEN_CRASH_AT", "durable.replace.renamed");
-        let out = cmd.output().unwrap();
-        assert_eq!(out.status.signal(), Some(9));
+        apply_killed_at(&node, "durable.replace.renamed");
         assert_eq!(node.read(), after);
         let mut rc = node.kharden();
         rc.arg("recover");
@@ -150,19 +157,7 @@ fn kill_recover_at_every_failpoint_then_recover_again() {
 #[test]
 fn recovery_syncs_a_state_it_found_before_journaling_it() {
     let node = Node::new();
-    let out = node
-        .kharden()
-        .args([
-            "apply",
-            path_str(&node.manifest),
-            "--set",
-            "profiling=false",
-            "--no-gate",
-        ])
-        .env("KHARDEN_CRASH_AT", "durable.replace.renamed")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.signal(), Some(9));
+    apply_killed_at(&node, "durable.replace.renamed");
     // First recovery: killed right after the restore's rename.
     let out = node
         .kharden()
@@ -201,19 +196,7 @@ fn recovery_syncs_a_state_it_found_before_journaling_it() {
 #[test]
 fn a_file_edited_behind_our_back_is_a_conflict_and_untouched() {
     let node = Node::new();
-    let out = node
-        .kharden()
-        .args([
-            "apply",
-            path_str(&node.manifest),
-            "--set",
-            "profiling=false",
-            "--no-gate",
-        ])
-        .env("KHARDEN_CRASH_AT", "durable.replace.dir_synced")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.signal(), Some(9));
+    apply_killed_at(&node, "durable.replace.dir_synced");
     let hand = b"# edited by an operator during the outage\n".to_vec();
     std::fs::write(&node.manifest, &hand).unwrap();
     node.kharden()

@@ -40,6 +40,49 @@ fn fsync_dir(dirfd: &OwnedFd, path: &Path) -> Result<(), DurableError> {
     nix::unistd::fsync(dirfd).map_err(|e| DurableError::io(path, "fsync directory", e.into()))
 }
 
+/// [`open_dir`], with `None` when the directory does not exist (then nothing in it does).
+fn open_dir_if_exists(dir: &Path, path: &Path) -> Result<Option<OwnedFd>, DurableError> {
+    match open_dir(dir, path) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(DurableError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Open `name` in `dirfd` for reading without following a symlink, and check that it is a
+/// regular file (`None`: absent). Returns the file and its status.
+fn open_regular(
+    dirfd: &OwnedFd,
+    name: &std::ffi::OsStr,
+    path: &Path,
+) -> Result<Option<(File, nix::sys::stat::FileStat)>, DurableError> {
+    let fd = match openat(
+        dirfd,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(nix::errno::Errno::ELOOP) => {
+            return Err(DurableError::Symlink {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(DurableError::io(path, "open", e.into())),
+    };
+    let file = File::from(fd);
+    let st = nix::sys::stat::fstat(file.as_fd())
+        .map_err(|e| DurableError::io(path, "stat", e.into()))?;
+    refuse_non_regular(
+        Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())),
+        path,
+    )?;
+    Ok(Some((file, st)))
+}
+
 /// Kind of what stands at `name` in `dirfd`, without following a symlink.
 fn kind_at(
     dirfd: &OwnedFd,
@@ -164,37 +207,12 @@ fn copy_xattrs(from: &File, to: &OwnedFd, path: &Path) -> Result<(), DurableErro
 impl Storage for RealStorage {
     fn read(&self, path: &Path) -> Result<Option<FileState>, DurableError> {
         let (dir, name) = split(path)?;
-        let dirfd = match open_dir(dir, path) {
-            Ok(fd) => fd,
-            Err(DurableError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(e),
+        let Some(dirfd) = open_dir_if_exists(dir, path)? else {
+            return Ok(None);
         };
-        let fd = match openat(
-            &dirfd,
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(nix::errno::Errno::ELOOP) => {
-                return Err(DurableError::Symlink {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(DurableError::io(path, "open", e.into())),
+        let Some((mut file, st)) = open_regular(&dirfd, name, path)? else {
+            return Ok(None);
         };
-        let mut file = File::from(fd);
-        let st = nix::sys::stat::fstat(file.as_fd())
-            .map_err(|e| DurableError::io(path, "stat", e.into()))?;
-        refuse_non_regular(
-            Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())),
-            path,
-        )?;
         let len = st.st_size as u64;
         if len > MAX_FILE_BYTES {
             return Err(DurableError::TooLarge {
@@ -301,14 +319,8 @@ impl Storage for RealStorage {
 
     fn remove(&self, path: &Path) -> Result<(), DurableError> {
         let (dir, name) = split(path)?;
-        let dirfd = match open_dir(dir, path) {
-            Ok(fd) => fd,
-            Err(DurableError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Ok(())
-            }
-            Err(e) => return Err(e),
+        let Some(dirfd) = open_dir_if_exists(dir, path)? else {
+            return Ok(());
         };
         refuse_non_regular(kind_at(&dirfd, name, path)?, path)?;
         failpoint::hit("durable.remove.before");
@@ -330,14 +342,8 @@ impl Storage for RealStorage {
         let Some(temp_name) = temp.file_name() else {
             return Ok(false);
         };
-        let dirfd = match open_dir(dir, path) {
-            Ok(fd) => fd,
-            Err(DurableError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Ok(false)
-            }
-            Err(e) => return Err(e),
+        let Some(dirfd) = open_dir_if_exists(dir, path)? else {
+            return Ok(false);
         };
         match unlinkat(&dirfd, temp_name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) => {
@@ -351,41 +357,14 @@ impl Storage for RealStorage {
 
     fn sync(&self, path: &Path) -> Result<(), DurableError> {
         let (dir, name) = split(path)?;
-        let dirfd = match open_dir(dir, path) {
-            Ok(fd) => fd,
-            // No directory: nothing of this path exists to make durable.
-            Err(DurableError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Ok(())
-            }
-            Err(e) => return Err(e),
+        // No directory: nothing of this path exists to make durable.
+        let Some(dirfd) = open_dir_if_exists(dir, path)? else {
+            return Ok(());
         };
-        match openat(
-            &dirfd,
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        ) {
-            Ok(fd) => {
-                let file = File::from(fd);
-                let st = nix::sys::stat::fstat(file.as_fd())
-                    .map_err(|e| DurableError::io(path, "stat", e.into()))?;
-                refuse_non_regular(
-                    Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())),
-                    path,
-                )?;
-                failpoint::hit("durable.sync.before");
-                file.sync_all()
-                    .map_err(|e| DurableError::io(path, "fsync file", e))?;
-            }
-            Err(nix::errno::Errno::ENOENT) => {}
-            Err(nix::errno::Errno::ELOOP) => {
-                return Err(DurableError::Symlink {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(DurableError::io(path, "open", e.into())),
+        if let Some((file, _)) = open_regular(&dirfd, name, path)? {
+            failpoint::hit("durable.sync.before");
+            file.sync_all()
+                .map_err(|e| DurableError::io(path, "fsync file", e))?;
         }
         fsync_dir(&dirfd, path)?;
         failpoint::hit("durable.sync.done");
