@@ -141,7 +141,7 @@ print(f"| one process, one transaction (`apply --no-gate`) | {env('SYNC_APPLY')}
 print(f"| one process, {two} transactions (`harden --no-gate --only 1.2.17,1.2.18`) | {env('SYNC_TWO')} |")
 if two == 2:
     print(f"| so: each transaction (prepare, file, commit) | {per_txn} |")
-    print(f"| so: each process (open, first-commit growth, close) | {int(env('SYNC_APPLY')) - per_txn} |")
+    print(f"| so: each process (open, growth back at open, close) | {int(env('SYNC_APPLY')) - per_txn} |")
 print(f"| `recover` with nothing open | {env('SYNC_RECOVER')} |")
 print(f"| `journal log --limit 20` (read-only) | {env('SYNC_LOG')} |")
 ex = (int(env("PROBE_EX_101")) - int(env("PROBE_EX_1"))) / 100
