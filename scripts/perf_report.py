@@ -86,8 +86,8 @@ print()
 EXPECTED = "JJJJTDJJJJJJ"
 WHAT = [
     "redb open: header rewritten with its recovery-required flag set",
-    "first commit of the process: the file grows (ftruncate) to allocate pages; the clean "
-    "close of the last process had trimmed it",
+    "still in the open, before any commit: the file grows back (ftruncate) to the length its "
+    "region layout needs; the clean close of the last process had trimmed it",
     "prepare commit: data pages (SingleWriter syncs pages, then the header that points to them)",
     "prepare commit: header. `Prepared` is durable before the manifest is touched (invariant 3)",
     "the manifest's contents, durable before the rename",
