@@ -248,6 +248,18 @@ fn needs_manual_holds_its_files_until_the_operator_resolves_it() {
         out.contains("transaction 1 still needs manual intervention"),
         "{out}"
     );
+    // harden refuses that component too, and says so in its summary.
+    let (code, out, err) =
+        run(sim
+            .kharden()
+            .args(["harden", "--no-gate", "--only", "1.2.17,1.2.18"]));
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert!(
+        out.contains("refused (files of an unresolved needs-manual transaction)")
+            && out.contains("kharden journal resolve 1"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&m).unwrap(), held, "nothing was written");
     // The operator fixes the node and says so.
     std::fs::write(&sim.reject_file, "").unwrap();
     let (code, out, err) =

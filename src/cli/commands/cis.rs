@@ -467,7 +467,7 @@ pub fn harden(ctx: &Ctx<'_>, a: &HardenArgs) -> CliResult {
                 clock: &SystemClock,
             };
             eprintln!("kharden: fixing {} on {} ...", planned.join(", "), comp);
-            let outcome = run_plan(
+            let outcome = match run_plan(
                 &engine,
                 Plan {
                     kind: TxnKind::Harden {
@@ -478,7 +478,26 @@ pub fn harden(ctx: &Ctx<'_>, a: &HardenArgs) -> CliResult {
                     gate: gate_spec.clone(),
                     audit: audit_spec.clone(),
                 },
-            )?;
+            ) {
+                Ok(o) => o,
+                // A file of an unresolved needs-manual transaction: nothing was changed (the
+                // refusal is journaled). Other components' files are still free to fix.
+                Err(e) if e.code == exit::NEEDS_MANUAL => {
+                    steps.push(Step {
+                        controls: planned,
+                        component: comp.name(),
+                        result: "refused".into(),
+                        txid: None,
+                        reason: Some(e.message),
+                    });
+                    code = exit::NEEDS_MANUAL;
+                    if a.keep_going {
+                        continue 'components;
+                    }
+                    break 'components;
+                }
+                Err(e) => return Err(e),
+            };
             let (result, txid, reason) = match &outcome {
                 Outcome::Unchanged => ("unchanged", None, None),
                 Outcome::Committed { txid } => ("fixed", Some(*txid), None),
@@ -551,6 +570,10 @@ pub fn harden(ctx: &Ctx<'_>, a: &HardenArgs) -> CliResult {
         ("planned", "planned"),
         ("rolled back", "rolled-back"),
         ("needs manual", "needs-manual"),
+        (
+            "refused (files of an unresolved needs-manual transaction)",
+            "refused",
+        ),
         ("blocked", "blocked"),
     ] {
         let l = list(key);
