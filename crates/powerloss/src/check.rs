@@ -28,12 +28,6 @@ pub struct Oracle {
     /// Whether a `journal prune` may have removed transactions (the chain then starts at the
     /// oldest transaction left).
     pub pruned: bool,
-    /// Tolerate (and count) a temp file of a *terminal* transaction when I/O errors were
-    /// injected: the core leaves the temp of a failed replace behind and recovery only cleans
-    /// up after open transactions (reported to the lead; see docs/crash-safety.md).
-    pub tolerate_stale_temps: bool,
-    /// How many such temp files were tolerated.
-    pub tolerated_temps: std::cell::Cell<u64>,
 }
 
 type H = Option<[u8; 32]>;
@@ -120,6 +114,8 @@ pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Ve
             cur.insert(f.path.clone(), next);
         }
     }
+    // Read from the journal before taking the world: the journal's reads lock it too.
+    let unresolved = journal.unresolved().unwrap_or_default();
     let w = lock(world);
     for (path, allowed) in &cur {
         let p = Path::new(path);
@@ -150,39 +146,18 @@ pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Ve
         }
     }
     for v in check_dir_tidy(&w.live) {
-        let txn_of = |name: &str| {
-            name.rsplit(".kharden-")
-                .next()
-                .and_then(|t| t.parse::<u64>().ok())
-        };
         // A transaction that ended NeedsManual told the operator to restore its files by hand
-        // (its message names the temp files to delete too): kharden no longer vouches for
-        // those directories, and a dot file is inert to kubelet (invariant 4). Reachable only
-        // with two faults: an I/O error during the restore, then a power cut before the
-        // operator acts.
-        let needs_manual = txn_of(v.split(':').next().unwrap_or("")).is_some_and(|id| {
-            txns.iter()
-                .any(|t| t.id == id && t.state == State::NeedsManual)
-        });
-        if needs_manual {
-            continue;
-        }
-        let terminal_txn = |name: &str| {
-            txn_of(name)
-                // A transaction pruned from the journal was terminal.
-                .is_some_and(|id| {
-                    txns.iter()
-                        .find(|t| t.id == id)
-                        .map_or(pruned, |t| t.state.is_terminal())
-                })
-        };
-        if oracle.tolerate_stale_temps
-            && oracle.faults
-            && v.contains("temp file left")
-            && terminal_txn(v.split(':').next().unwrap_or(""))
-        {
-            oracle.tolerated_temps.set(oracle.tolerated_temps.get() + 1);
-        } else {
+        // and delete its temp files: until they have (`kharden journal resolve`), kharden no
+        // longer vouches for those directories, and a dot file is inert to kubelet
+        // (invariant 4). Reachable only with two faults: an I/O error during the restore, then
+        // a power cut before the operator acts.
+        let awaiting_operator = v
+            .split(':')
+            .next()
+            .and_then(|name| name.rsplit(".kharden-").next())
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_some_and(|id| unresolved.contains(&id));
+        if !awaiting_operator {
             bad.push(v);
         }
     }

@@ -119,8 +119,6 @@ pub fn base(scn: &Scenario) -> Result<(Tree, Oracle), String> {
             reported,
             faults: false,
             pruned: false,
-            tolerate_stale_temps: false,
-            tolerated_temps: Default::default(),
         },
     ))
 }

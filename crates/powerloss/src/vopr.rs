@@ -26,8 +26,6 @@ pub struct Config {
     /// Probability, in percent, that an action is cut short by a power cut.
     pub power_cut_percent: u64,
     pub bugs: Bugs,
-    /// Tolerate the known temp-file leak after an injected I/O error (see [`Oracle`]).
-    pub tolerate_stale_temps: bool,
 }
 
 impl Default for Config {
@@ -37,7 +35,6 @@ impl Default for Config {
             faults_per_million: 15_000,
             power_cut_percent: 35,
             bugs: Bugs::default(),
-            tolerate_stale_temps: false,
         }
     }
 }
@@ -53,9 +50,6 @@ pub struct Stats {
     pub faults_injected: u64,
     /// Post-crash (or post-error) states on which the invariants were checked.
     pub checks: u64,
-    /// Checks that found a temp file of a terminal transaction after an injected I/O error
-    /// (the known core issue, tolerated when [`Config::tolerate_stale_temps`] is set).
-    pub stale_temps_tolerated: u64,
 }
 
 impl Stats {
@@ -67,7 +61,6 @@ impl Stats {
         self.power_cuts_in_recovery += o.power_cuts_in_recovery;
         self.faults_injected += o.faults_injected;
         self.checks += o.checks;
-        self.stale_temps_tolerated += o.stale_temps_tolerated;
     }
 }
 
@@ -387,7 +380,6 @@ pub fn run_schedule(seed: u64, cfg: Config) -> Result<Stats, Failure> {
         })
     })?;
     let mut oracle = oracle;
-    oracle.tolerate_stale_temps = cfg.tolerate_stale_temps;
     // A rollback whose gate fails ends in NeedsManual without any I/O error: legal here.
     oracle.faults = true;
     let mut rng = Rng::new(seed);
@@ -449,7 +441,6 @@ pub fn run_schedule(seed: u64, cfg: Config) -> Result<Stats, Failure> {
     run.power_cut();
     run.boot_and_check(cfg.steps).map_err(fail)?;
     run.stats.faults_injected = lock(&run.world).faults_injected;
-    run.stats.stale_temps_tolerated = run.oracle.tolerated_temps.get();
     Ok(run.stats)
 }
 
