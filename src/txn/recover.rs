@@ -155,22 +155,14 @@ fn recover_one(
     let outcome = match rec.state {
         State::Prepared | State::Applied | State::Gating | State::Auditing => {
             if all_before {
-                engine.sync_files(&rec)?;
-                record_action(
+                mark_as_found(
                     engine,
-                    id,
+                    &rec,
                     &mut out,
                     std::mem::take(&mut events),
-                    "every file at before: marked aborted".into(),
-                    now(),
-                )?;
-                engine.journal.set_state(
-                    id,
+                    "every file at before: marked aborted",
                     State::Aborted,
-                    Some("recovery: nothing was applied".into()),
-                    None,
-                    Durable::Yes,
-                    now(),
+                    "recovery: nothing was applied",
                 )?;
                 out.state = Some(State::Aborted.name().into());
                 return Ok(out);
@@ -223,22 +215,14 @@ fn recover_one(
             }
         }
         State::Audited if all_after => {
-            engine.sync_files(&rec)?;
-            record_action(
+            mark_as_found(
                 engine,
-                id,
+                &rec,
                 &mut out,
                 std::mem::take(&mut events),
-                "audit passed, commit not recorded: marked committed".into(),
-                now(),
-            )?;
-            engine.journal.set_state(
-                id,
+                "audit passed, commit not recorded: marked committed",
                 State::Committed,
-                Some("recovery: audit had passed".into()),
-                None,
-                Durable::Yes,
-                now(),
+                "recovery: audit had passed",
             )?;
             Outcome::Committed { txid: id }
         }
@@ -302,6 +286,27 @@ fn recover_one(
         .into(),
     );
     Ok(out)
+}
+
+/// End a transaction in `state` on the strength of what its files hold (nothing to write):
+/// make that durable first (a found state may be in the page cache only, see
+/// `Storage::sync`), then say so and record the state.
+fn mark_as_found(
+    engine: &Engine<'_>,
+    rec: &crate::journal::TxnRecord,
+    out: &mut RecoveredTxn,
+    events: Vec<EventKind>,
+    action: &str,
+    state: State,
+    reason: &str,
+) -> Result<(), TxnError> {
+    engine.sync_files(rec)?;
+    let now = super::to_ms(engine.clock.now());
+    record_action(engine, rec.id, out, events, action.into(), now)?;
+    engine
+        .journal
+        .set_state(rec.id, state, Some(reason.into()), None, Durable::Yes, now)?;
+    Ok(())
 }
 
 /// Say what recovery does to a transaction: in the report, and in the journal with the events
