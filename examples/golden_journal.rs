@@ -17,8 +17,8 @@
 
 use kharden::durable::FileMeta;
 use kharden::journal::{
-    encode, AuditSpec, Durable, Event, EventKind, FileRecord, GateSpec, Image, Journal,
-    ProbeClass, RollbackCause, Side, State, TxnKind, TxnRecord,
+    encode, AuditSpec, Durable, Event, EventKind, FileRecord, GateSpec, Image, Journal, ProbeClass,
+    RollbackCause, Side, State, TxnKind, TxnRecord,
 };
 use kharden_manifest::{Change, Mount};
 use std::fmt::Write as _;
@@ -220,10 +220,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("{} exists; give an empty OUT_DIR", state.display()).into());
     }
     std::fs::create_dir_all(&state)?;
-    std::fs::set_permissions(
-        &state,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )?;
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let j = Journal::open(&state)?;
     let mut t = T0;
     let mut now = || {
@@ -235,15 +232,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scheduler = "/etc/kubernetes/manifests/kube-scheduler.yaml".to_string();
     let policy = "/etc/kubernetes/audit-policy.yaml".to_string();
     let v = |n: u32| format!("apiVersion: v1\nkind: Pod\n# version {n}\n").into_bytes();
-    let file = |path: &str, before: Option<&[u8]>, after: Option<&[u8]>, changes, gated| {
-        FileRecord {
+    let file =
+        |path: &str, before: Option<&[u8]>, after: Option<&[u8]>, changes, gated| FileRecord {
             path: path.to_string(),
             before: before.map(|b| image(b, 0o600)),
             after: after.map(|a| image(a, 0o600)),
             changes,
             gated,
-        }
-    };
+        };
 
     // 1: pruned later (committed apply).
     let id = j.prepare(
@@ -295,14 +291,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         record(
             TxnKind::Apply,
             "apply kube-apiserver.yaml: every change kind",
-            vec![file(&apiserver, Some(&v(1)), Some(&v(3)), every_change(), true)],
+            vec![file(
+                &apiserver,
+                Some(&v(1)),
+                Some(&v(3)),
+                every_change(),
+                true,
+            )],
             None,
         ),
         &[&v(1), &v(3)],
         now(),
     )?;
     j.add_events(id3, every_event_kind(), Durable::Later, now())?;
-    for s in [State::Applied, State::Gating, State::Auditing, State::Audited] {
+    for s in [
+        State::Applied,
+        State::Gating,
+        State::Auditing,
+        State::Audited,
+    ] {
         j.set_state(id3, s, None, None, Durable::Yes, now())?;
     }
     j.set_state(id3, State::Committed, None, None, Durable::Yes, now())?;

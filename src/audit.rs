@@ -3,8 +3,7 @@
 //! script (argv, no shell, with a timeout; exit 0 passes; output kept, bounded).
 
 use crate::journal::{AuditSpec, FileRecord, TxId};
-use kharden_manifest::flags::{last_value, parse_flags};
-use kharden_manifest::Change;
+use kharden_manifest::{Change, Flags};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -85,57 +84,15 @@ impl Audit for StandardAudit {
     }
 }
 
-/// Check every flag change against an argv under the flag parser's rule (last one wins).
-/// Returns the unmet changes.
+/// The changes not in effect on a component's own flags, under the flag parser's rules
+/// ([`Change::holds_in`], the same question the editor's verification asks).
 pub fn unmet_changes(changes: &[Change], flags: &[String]) -> Vec<String> {
-    let mut unmet = Vec::new();
-    for c in changes {
-        let ok = match c {
-            Change::Set {
-                name,
-                value: Some(v),
-            } => last_value(flags, name) == Some(Some(v.clone())),
-            Change::Set { name, value: None } => match last_value(flags, name) {
-                Some(None) => true,
-                Some(Some(v)) => v != "false",
-                None => false,
-            },
-            Change::Unset { name } => last_value(flags, name).is_none(),
-            Change::AddItem { name, item } => match last_value(flags, name) {
-                Some(Some(v)) => v.split(',').any(|i| i.trim() == item),
-                _ => false,
-            },
-            Change::RemoveItem {
-                name,
-                item,
-                if_empty,
-            } => match last_value(flags, name) {
-                None => true,
-                Some(None) => true,
-                Some(Some(v)) => {
-                    !v.split(',').any(|i| i.trim() == item)
-                        || if_empty.as_deref() == Some(v.as_str())
-                }
-            },
-            Change::AtLeast { name, min } => match last_value(flags, name) {
-                Some(Some(v)) => v.trim().parse::<i64>().is_ok_and(|n| n >= *min),
-                _ => false,
-            },
-            Change::SetKey { name, key, value } => match last_value(flags, name) {
-                Some(Some(v)) => v
-                    .split(',')
-                    .filter_map(|kv| kv.split_once('='))
-                    .rfind(|(k, _)| k.trim() == key)
-                    .is_some_and(|(_, val)| val.trim() == value),
-                _ => false,
-            },
-            Change::Mount(_) => true,
-        };
-        if !ok {
-            unmet.push(c.to_string());
-        }
-    }
-    unmet
+    let flags = Flags::parse(flags);
+    changes
+        .iter()
+        .filter(|c| !c.holds_in(&flags))
+        .map(ToString::to_string)
+        .collect()
 }
 
 fn builtin(req: &AuditRequest<'_>) -> AuditVerdict {
@@ -162,7 +119,7 @@ fn builtin(req: &AuditRequest<'_>) -> AuditVerdict {
         .unwrap_or_default()
         .to_vec();
     let unmet = unmet_changes(&changes, &flags);
-    let seen = parse_flags(&flags).len();
+    let seen = Flags::parse(&flags).len();
     if unmet.is_empty() {
         AuditVerdict {
             passed: true,

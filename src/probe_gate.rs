@@ -18,7 +18,7 @@ use kharden_gate::probe::{
     ClientCertFiles, Scheme, TlsSettings,
 };
 use kharden_gate::{GateParams, ProbeClass as GClass};
-use kharden_manifest::flags::last_value;
+use kharden_manifest::Flags;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -70,7 +70,9 @@ pub fn params_for(
     let pki = root.pki_dir();
     let flags = info.argv.get(info.flags_start..).unwrap_or_default();
     let tls = if target.scheme == Scheme::Https {
-        let advertise = last_value(flags, "advertise-address").flatten();
+        let advertise = Flags::parse(flags)
+            .last("advertise-address")
+            .and_then(|f| f.value.as_str().map(str::to_string));
         let is_apiserver = info.component.as_deref() == Some("kube-apiserver");
         TlsSettings {
             ca_file: spec

@@ -12,27 +12,22 @@
 //! - booleans are compared the way Go's `strconv.ParseBool` reads them (`0`, `f`, `FALSE`...);
 //! - integers are Go `ParseInt(s, 0, 64)` (decimal, `0x`, `0o`, `0b`, `_` separators);
 //! - `has`/`nothave` test membership of a comma-separated list (`Node` is not in
-//!   `NodeRestriction`), or, for a `KEY=VALUE` operand, the last value of `KEY` in a
-//!   `K=V,K=V` map flag such as `--feature-gates`.
+//!   `NodeRestriction`; items are not trimmed, as pflag's `StringSlice` does not), or, for a
+//!   `KEY=VALUE` operand, the last value of `KEY` in a `K=V,K=V` map flag such as
+//!   `--feature-gates` (keys and values trimmed, as the feature-gate parser does).
+//!
+//! The reading itself (`Flags`, `parse_bool`, `parse_int`) is `kharden_manifest::flags`, the
+//! one reader of a flag's value that the editor and the audit use too.
 
-use kharden_manifest::flags::parse_flags;
+use kharden_manifest::flags::{list_items, map_value, parse_bool, parse_int, Flags};
 
 use crate::kube_bench;
 use crate::model::{Compare, Op, TestItem};
 
-/// The effective value of `name` (without dashes): `None` when absent.
+/// The effective value of `name` (without dashes) in a component's own flags: `None` when
+/// absent, `"true"` for a bare flag. Read by [`Flags`], the reader the editor and the audit use.
 pub fn value(argv: &[String], name: &str) -> Option<String> {
-    let occ = parse_flags(argv)
-        .into_iter()
-        .rev()
-        .find(|f| f.name == name)?;
-    Some(match occ.value {
-        Some(v) => v,
-        None => match argv.get(occ.index + 1) {
-            Some(next) if !next.starts_with('-') => next.clone(),
-            _ => "true".to_string(),
-        },
-    })
+    Flags::parse(argv).effective(name).map(str::to_string)
 }
 
 /// One test item under the flag parser's rules, given [`value`].
@@ -47,56 +42,6 @@ pub fn item_passes(item: &TestItem, found: Option<&str>) -> bool {
     }
 }
 
-/// Go's `strconv.ParseBool`.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`.
-fn parse_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d.to_string())
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d.to_string())
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d.to_string())
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, lower[1..].to_string())
-    } else {
-        (10, lower.clone())
-    };
-    // Underscores are only allowed with a base prefix, between digits (the prefix counts as
-    // a digit, so one may follow it directly).
-    let digits = if radix != 10 && digits.contains('_') {
-        if digits.ends_with('_') || digits.contains("__") {
-            return None;
-        }
-        digits.replace('_', "")
-    } else {
-        digits
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let magnitude = i128::from_str_radix(&digits, radix).ok()?;
-    let v = if neg { -magnitude } else { magnitude };
-    i64::try_from(v).ok()
-}
-
-fn list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
 /// Equality, with booleans compared as booleans when the expected value is one.
 fn equals(actual: &str, expected: &str) -> bool {
     match (parse_bool(expected), parse_bool(actual)) {
@@ -108,15 +53,8 @@ fn equals(actual: &str, expected: &str) -> bool {
 /// `has` under the flag parser: list membership, or map lookup for `KEY=VALUE`.
 fn has(actual: &str, expected: &str) -> bool {
     match expected.split_once('=') {
-        Some((key, want)) => {
-            let last = list(actual)
-                .filter_map(|kv| kv.split_once('='))
-                .filter(|(k, _)| k.trim() == key)
-                .last()
-                .map(|(_, v)| v.trim());
-            last.is_some_and(|v| equals(v, want))
-        }
-        None => list(actual).any(|item| item == expected),
+        Some((key, want)) => map_value(actual, key).is_some_and(|v| equals(v, want)),
+        None => list_items(actual).contains(&expected),
     }
 }
 
@@ -161,25 +99,12 @@ mod tests {
     }
 
     #[test]
-    fn go_integers_and_booleans() {
-        assert_eq!(parse_int("30"), Some(30));
-        assert_eq!(parse_int("0x1e"), Some(30));
-        assert_eq!(parse_int("036"), Some(30));
-        assert_eq!(parse_int("0o36"), Some(30));
-        assert_eq!(parse_int("-5"), Some(-5));
-        assert_eq!(parse_int("0x_1e"), Some(30));
-        assert_eq!(parse_int("3_0"), None);
-        assert_eq!(parse_int(" 30"), None);
-        assert_eq!(parse_int("0"), Some(0));
-        assert_eq!(parse_bool("F"), Some(false));
-        assert_eq!(parse_bool("no"), None);
-    }
-
-    #[test]
     fn membership_not_substring() {
         let c = |op, value| Compare { op, value };
         assert!(!compare(c(Op::Has, "Node"), "NodeRestriction,RBAC"));
         assert!(compare(c(Op::Has, "Node"), "Node, RBAC"));
+        // List items are not trimmed (pflag's StringSlice keeps the space).
+        assert!(!compare(c(Op::Has, "RBAC"), "Node, RBAC"));
         let gate = c(Op::NotHave, "RotateKubeletServerCertificate=false");
         assert!(!compare(gate, "RotateKubeletServerCertificate=False"));
         assert!(compare(

@@ -7,8 +7,8 @@
 //! different `--admission-control-config-file`). The catalog never touches the disk: the lead's
 //! transaction writes [`ExtraFile`]s and the manifest in one journaled transaction.
 
-use kharden_manifest::flags::last_value;
 use kharden_manifest::Change;
+use kharden_manifest::Flags;
 use serde::Serialize;
 
 /// A file the fix needs on the host, written before the manifest that names it.
@@ -65,19 +65,22 @@ impl Remediation {
     /// Check every [`Guard`] against the component's own flags (`argv[flags_start..]`).
     /// Returns every guard that does not hold, so that a report can list them all.
     pub fn check_guards(&self, argv: &[String]) -> Result<(), Vec<Blocked>> {
+        let flags = Flags::parse(argv);
         let blocked: Vec<Blocked> = self
             .guards
             .iter()
             .filter_map(|g| match *g {
-                Guard::AbsentOrEquals { flag, value, why } => match last_value(argv, flag) {
+                Guard::AbsentOrEquals { flag, value, why } => match flags.effective(flag) {
                     None => None,
-                    Some(Some(v)) if v == value => None,
+                    Some(v) if v == value => None,
                     Some(_) => Some(Blocked { flag, why }),
                 },
-                Guard::Present { flag, why } => match last_value(argv, flag) {
-                    Some(Some(v)) if !v.is_empty() => None,
-                    _ => Some(Blocked { flag, why }),
-                },
+                Guard::Present { flag, why } => {
+                    match flags.last(flag).and_then(|f| f.value.as_str()) {
+                        Some(v) if !v.is_empty() => None,
+                        _ => Some(Blocked { flag, why }),
+                    }
+                }
             })
             .collect();
         if blocked.is_empty() {

@@ -8,7 +8,7 @@
 //! CONTRACT (used by the `kharden` binary and `kharden-catalog`; keep these signatures):
 //! - [`Change`], [`Mount`] and their `Display`/`parse_cli` forms,
 //! - [`edit`], [`inspect`], [`Edited`], [`PodInfo`], [`HttpGetProbe`], [`EditError`],
-//! - [`flags::parse_flags`], [`flags::last_value`], [`flags::first_value`].
+//! - [`Flags`] (the one reader of a flag's value) and [`Change::holds_in`].
 //!
 //! # Decisions (details in `docs/manifest-editor.md`)
 //!
@@ -45,6 +45,7 @@ mod tree;
 mod verify;
 mod yaml11;
 
+pub use flags::{FlagItem, FlagValue, Flags};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -102,6 +103,51 @@ impl Change {
             | Change::AtLeast { name, .. }
             | Change::SetKey { name, .. } => Some(name),
             Change::Mount(_) => None,
+        }
+    }
+
+    /// Whether this change is in effect on a command line, under the flag parser's rules (the
+    /// last occurrence wins; see [`flags`]). The editor's verification, the built-in audit of
+    /// the running process and the catalog's remediations all ask this one question. A
+    /// [`Change::Mount`] is not about flags and always holds.
+    pub fn holds_in(&self, flags: &Flags) -> bool {
+        let Some(name) = self.flag_name() else {
+            return true;
+        };
+        let last = flags.last(name).map(|f| &f.value);
+        let value = last.map(FlagValue::effective);
+        match self {
+            Change::Set {
+                value: Some(want), ..
+            } => match last {
+                Some(FlagValue::Bare) => flags::parse_bool(want) == Some(true),
+                Some(v) => v.as_str() == Some(want.as_str()),
+                None => false,
+            },
+            Change::Set { value: None, .. } => match last {
+                Some(FlagValue::Bare) => true,
+                Some(FlagValue::Inline(v)) => flags::parse_bool(v) == Some(true),
+                // `--name value`: whether the item is the flag's value depends on the flag's
+                // type; the editor never writes it for a bare flag.
+                Some(FlagValue::Separate { .. }) | None => false,
+            },
+            Change::Unset { .. } => last.is_none(),
+            Change::AddItem { item, .. } => {
+                value.is_some_and(|v| flags::list_items(v).contains(&item.as_str()))
+            }
+            Change::RemoveItem { item, if_empty, .. } => value.is_none_or(|v| {
+                !flags::list_items(v).contains(&item.as_str()) || if_empty.as_deref() == Some(v)
+            }),
+            Change::AtLeast { min, .. } => {
+                value.and_then(flags::parse_int).is_some_and(|n| n >= *min)
+            }
+            Change::SetKey { key, value: want, .. } => value
+                .and_then(|v| flags::map_value(v, key))
+                .is_some_and(|v| {
+                    v == want
+                        || matches!((flags::parse_bool(v), flags::parse_bool(want)), (Some(a), Some(b)) if a == b)
+                }),
+            Change::Mount(_) => true,
         }
     }
 

@@ -7,6 +7,7 @@
 //! name are the same (kube's word-separator normalisation), the last occurrence wins, `--` ends
 //! the flags, and `--name value` (two items) is one flag.
 
+use crate::flags::{parse_int, FlagItem, FlagValue, Flags};
 use crate::locate::err;
 use crate::yaml11::check_value;
 use crate::{Change, EditError, EditErrorKind};
@@ -36,121 +37,20 @@ impl Op {
     }
 }
 
-/// How one occurrence of the flag is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Form {
-    /// `--name=value`
-    Eq(String),
-    /// `--name` alone
-    Bare,
-    /// `--name` followed by the item `value` at `value_idx`.
-    TwoItem { value_idx: usize, value: String },
-}
-
-/// One occurrence of a flag in the argv.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Occurrence {
-    pub idx: usize,
-    /// The dashes and name as written (`--name`, `-name`, `--name_with_underscores`).
-    pub written: String,
-    pub form: Form,
-}
-
-impl Occurrence {
-    fn value(&self) -> Option<&str> {
-        match &self.form {
-            Form::Eq(v) | Form::TwoItem { value: v, .. } => Some(v),
-            Form::Bare => None,
-        }
-    }
-
-    /// Every argv index this occurrence uses.
-    fn indices(&self) -> Vec<usize> {
-        match &self.form {
-            Form::TwoItem { value_idx, .. } => vec![self.idx, *value_idx],
-            _ => vec![self.idx],
-        }
-    }
-}
-
-/// A flag name as the flag parser compares it.
-pub(crate) fn normalize(name: &str) -> String {
-    name.replace('_', "-")
-}
-
-/// `(dashes+name, value)` when `item` is a flag item.
-fn split_flag(item: &str) -> Option<(&str, Option<&str>)> {
-    if !item.starts_with('-') || item == "-" || item == "--" {
-        return None;
-    }
-    let body = item.trim_start_matches('-');
-    if body.is_empty() || item.len() - body.len() > 2 {
-        return None;
-    }
-    Some(match item.split_once('=') {
-        Some((w, v)) => (w, Some(v)),
-        None => (item, None),
-    })
-}
-
-/// Every occurrence of flag `name` (compared normalised) in `argv[flags_start..]`.
-pub(crate) fn occurrences(argv: &[String], flags_start: usize, name: &str) -> Vec<Occurrence> {
-    let want = normalize(name);
-    let mut out = Vec::new();
-    let mut i = flags_start;
-    while i < argv.len() {
-        let item = &argv[i];
-        if item == "--" {
-            break;
-        }
-        let Some((written, value)) = split_flag(item) else {
-            i += 1;
-            continue;
-        };
-        let two_item = value.is_none() && argv.get(i + 1).is_some_and(|n| !n.starts_with('-'));
-        if normalize(written.trim_start_matches('-')) == want {
-            let form = match value {
-                Some(v) => Form::Eq(v.to_string()),
-                None if two_item => Form::TwoItem {
-                    value_idx: i + 1,
-                    value: argv[i + 1].clone(),
-                },
-                None => Form::Bare,
-            };
-            out.push(Occurrence {
-                idx: i,
-                written: written.to_string(),
-                form,
-            });
-        }
-        i += if two_item { 2 } else { 1 };
-    }
-    out
+/// Every occurrence of flag `name` in `argv[flags_start..]`, read by the one flag reader.
+pub(crate) fn occurrences(argv: &[String], flags_start: usize, name: &str) -> Vec<FlagItem> {
+    Flags::parse_from(argv, flags_start)
+        .all(name)
+        .cloned()
+        .collect()
 }
 
 /// Where a new flag goes: after the last flag item (or two-item value) of the component's
 /// flags, else after the binary.
 fn anchor(argv: &[String], flags_start: usize) -> Option<usize> {
-    let mut last = None;
-    let mut i = flags_start;
-    while i < argv.len() {
-        let item = &argv[i];
-        if item == "--" {
-            break;
-        }
-        match split_flag(item) {
-            Some((_, None)) if argv.get(i + 1).is_some_and(|n| !n.starts_with('-')) => {
-                last = Some(i + 1);
-                i += 2;
-            }
-            Some(_) => {
-                last = Some(i);
-                i += 1;
-            }
-            None => i += 1,
-        }
-    }
-    last.or_else(|| flags_start.checked_sub(1).filter(|&b| b < argv.len()))
+    Flags::parse_from(argv, flags_start)
+        .end()
+        .or_else(|| flags_start.checked_sub(1).filter(|&b| b < argv.len()))
 }
 
 /// Validate and return a flag name without leading dashes.
@@ -225,9 +125,9 @@ pub(crate) fn plan(
             )),
         }
     };
-    let remove_all = |occs: &[Occurrence]| -> Vec<Op> {
+    let remove_all = |occs: &[FlagItem]| -> Vec<Op> {
         occs.iter()
-            .flat_map(Occurrence::indices)
+            .flat_map(FlagItem::indices)
             .map(|idx| Op::Remove { idx })
             .collect()
     };
@@ -243,29 +143,29 @@ pub(crate) fn plan(
                 });
             };
             let mut ops = remove_all(earlier);
-            match (&last.form, value) {
-                (Form::Eq(old), Some(v)) if old == v => {}
-                (Form::TwoItem { value: old, .. }, Some(v)) if old == v => {}
-                (Form::Eq(_) | Form::Bare, Some(v)) => ops.push(Op::Replace {
-                    idx: last.idx,
+            match (&last.value, value) {
+                (FlagValue::Inline(old), Some(v)) if old == v => {}
+                (FlagValue::Separate { value: old, .. }, Some(v)) if old == v => {}
+                (FlagValue::Inline(_) | FlagValue::Bare, Some(v)) => ops.push(Op::Replace {
+                    idx: last.index,
                     value: format!("{}={v}", last.written),
                 }),
-                (Form::TwoItem { value_idx, .. }, Some(v)) => {
-                    two_item_value_ok(name, v, line_of(*value_idx))?;
+                (FlagValue::Separate { index, .. }, Some(v)) => {
+                    two_item_value_ok(name, v, line_of(*index))?;
                     ops.push(Op::Replace {
-                        idx: *value_idx,
+                        idx: *index,
                         value: v.clone(),
                     })
                 }
-                (Form::Bare, None) => {}
-                (Form::Eq(_), None) => ops.push(Op::Replace {
-                    idx: last.idx,
+                (FlagValue::Bare, None) => {}
+                (FlagValue::Inline(_), None) => ops.push(Op::Replace {
+                    idx: last.index,
                     value: last.written.clone(),
                 }),
-                (Form::TwoItem { value: old, .. }, None) => {
+                (FlagValue::Separate { value: old, .. }, None) => {
                     return Err(err(
                         EditErrorKind::Unsupported,
-                        Some(line_of(last.idx)),
+                        Some(line_of(last.index)),
                         format!(
                             "--{name} is written as two items (`{}` then `{old}`); setting it without a value is ambiguous, unset it first",
                             last.written
@@ -296,7 +196,7 @@ pub(crate) fn plan(
                     _ => Target::Unchanged,
                 },
                 // `current` is `Some` only when `occs` is not empty.
-                Some(cur) => value_target(change, cur, name, line_of(occs[occs.len() - 1].idx))?,
+                Some(cur) => value_target(change, cur, name, line_of(occs[occs.len() - 1].index))?,
             };
             match (target, occs.split_last()) {
                 (Target::Unchanged, _) | (Target::Remove, None) => Ok(Vec::new()),
@@ -304,16 +204,16 @@ pub(crate) fn plan(
                 (Target::Value(v), None) => insert(format!("--{name}={v}")),
                 (Target::Value(v), Some((last, earlier))) => {
                     let mut ops = remove_all(earlier);
-                    ops.push(match &last.form {
-                        Form::TwoItem { value_idx, .. } => {
-                            two_item_value_ok(name, &v, line_of(*value_idx))?;
+                    ops.push(match &last.value {
+                        FlagValue::Separate { index, .. } => {
+                            two_item_value_ok(name, &v, line_of(*index))?;
                             Op::Replace {
-                                idx: *value_idx,
+                                idx: *index,
                                 value: v,
                             }
                         }
                         _ => Op::Replace {
-                            idx: last.idx,
+                            idx: last.index,
                             value: format!("{}={v}", last.written),
                         },
                     });
@@ -353,26 +253,26 @@ fn key_value_ok(key: &str, value: &str) -> Result<(), EditError> {
 /// duplicated occurrences (pflag's list flags accumulate repeated occurrences, so which one is
 /// "the" list is not clear).
 fn current_value<'o>(
-    occs: &'o [Occurrence],
+    occs: &'o [FlagItem],
     name: &str,
     line_of: &dyn Fn(usize) -> usize,
 ) -> Result<Option<&'o str>, EditError> {
     let Some(last) = occs.last() else {
         return Ok(None);
     };
-    let Some(v) = last.value() else {
+    let Some(v) = last.value.as_str() else {
         return Err(err(
             EditErrorKind::Value,
-            Some(line_of(last.idx)),
+            Some(line_of(last.index)),
             format!("--{name} has no value to change"),
         ));
     };
     // `occs` is not empty here (it has a last element).
-    if occs.iter().any(|o| o.value() != Some(v)) {
-        let lines: Vec<String> = occs.iter().map(|o| line_of(o.idx).to_string()).collect();
+    if occs.iter().any(|o| o.value.as_str() != Some(v)) {
+        let lines: Vec<String> = occs.iter().map(|o| line_of(o.index).to_string()).collect();
         return Err(err(
             EditErrorKind::Unsupported,
-            Some(line_of(occs[0].idx)),
+            Some(line_of(occs[0].index)),
             format!(
                 "--{name} appears {} times with different values (lines {}); list flags accumulate repeated occurrences, so consolidate it with --set or --unset first",
                 occs.len(),
@@ -384,11 +284,7 @@ fn current_value<'o>(
 }
 
 fn value_target(change: &Change, cur: &str, name: &str, line: usize) -> Result<Target, EditError> {
-    let items: Vec<&str> = if cur.is_empty() {
-        Vec::new()
-    } else {
-        cur.split(',').collect()
-    };
+    let items = crate::flags::list_items(cur);
     Ok(match change {
         Change::AddItem { item, .. } => {
             list_item_ok("item", item)?;
@@ -418,7 +314,7 @@ fn value_target(change: &Change, cur: &str, name: &str, line: usize) -> Result<T
             }
         }
         Change::AtLeast { min, .. } => {
-            let n: i64 = cur.parse().map_err(|_| {
+            let n = parse_int(cur).ok_or_else(|| {
                 err(
                     EditErrorKind::Value,
                     Some(line),

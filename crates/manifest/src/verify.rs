@@ -7,8 +7,9 @@
 //! the input's parse by that same parser, with only the intended difference applied. An edit
 //! that fails either check is an error; its output is never returned.
 
+use crate::flags::{FlagItem, Flags};
 use crate::locate::{err, ListKind, Step};
-use crate::plan::{self, Form, Slot};
+use crate::plan::{self, Slot};
 use crate::{Change, EditError, EditErrorKind};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
@@ -167,13 +168,10 @@ pub(crate) fn compare(expected: &[Value], output: &str) -> Result<(), EditError>
 
 /// The argv from `flags_start` with every occurrence of `name` (and two-item values) removed.
 fn others(argv: &[String], flags_start: usize, name: &str) -> Vec<String> {
-    let mut skip = std::collections::HashSet::new();
-    for o in plan::occurrences(argv, flags_start, name) {
-        skip.insert(o.idx);
-        if let Form::TwoItem { value_idx, .. } = o.form {
-            skip.insert(value_idx);
-        }
-    }
+    let skip: std::collections::HashSet<usize> = plan::occurrences(argv, flags_start, name)
+        .iter()
+        .flat_map(FlagItem::indices)
+        .collect();
     argv.iter()
         .enumerate()
         .skip(flags_start)
@@ -182,7 +180,10 @@ fn others(argv: &[String], flags_start: usize, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Check the new argv against the meaning of `change` (a flag change).
+/// Check the new argv against the meaning of `change` (a flag change): the flags before the
+/// component's own are untouched, no other flag changed, the flag occurs exactly once (the
+/// editor consolidates duplicates) or not at all, and the change holds under the flag
+/// parser's reading ([`Change::holds_in`]).
 pub(crate) fn check_intent(
     change: &Change,
     old: &[String],
@@ -203,43 +204,9 @@ pub(crate) fn check_intent(
     if old == new {
         return Ok(());
     }
-    let occs = plan::occurrences(new, new_start, name);
-    let last = occs.last().map(|o| match &o.form {
-        Form::Eq(v) | Form::TwoItem { value: v, .. } => Some(v.as_str()),
-        Form::Bare => None,
-    });
-    let ok = match change {
-        Change::Set { value, .. } => occs.len() == 1 && last == Some(value.as_deref()),
-        Change::Unset { .. } => occs.is_empty(),
-        Change::AddItem { item, .. } => {
-            occs.len() == 1
-                && last
-                    .flatten()
-                    .is_some_and(|v| v.split(',').any(|i| i == item))
-        }
-        Change::RemoveItem { item, if_empty, .. } => match last {
-            None => true,
-            Some(v) => {
-                occs.len() == 1
-                    && (v.is_some_and(|v| !v.split(',').any(|i| i == item))
-                        || v == if_empty.as_deref())
-            }
-        },
-        Change::AtLeast { min, .. } => {
-            occs.len() == 1 && last.flatten().and_then(|v| v.parse::<i64>().ok()) >= Some(*min)
-        }
-        Change::SetKey { key, value, .. } => {
-            occs.len() == 1
-                && last.flatten().is_some_and(|v| {
-                    v.split(',')
-                        .filter_map(|e| e.split_once('='))
-                        .rfind(|(k, _)| k.trim() == key)
-                        .is_some_and(|(_, v)| v.trim() == value)
-                })
-        }
-        Change::Mount(_) => true,
-    };
-    if ok {
+    let flags = Flags::parse_from(new, new_start);
+    let once = flags.all(name).count() <= 1;
+    if once && change.holds_in(&flags) {
         Ok(())
     } else {
         Err(failed(format!("the new argv does not express `{change}`")))

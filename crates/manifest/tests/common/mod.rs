@@ -2,7 +2,7 @@
 //! the same properties).
 #![allow(dead_code)]
 
-use kharden_manifest::{edit, flags, inspect, Change, EditError, Edited, Mount};
+use kharden_manifest::{edit, inspect, Change, EditError, Edited, Flags, Mount};
 
 /// Check every property of a successful edit; returns the edit result unchanged.
 pub fn checked(
@@ -88,15 +88,13 @@ pub fn round_trips(input: &[u8], container: Option<&str>, name: &str, item: &str
         return;
     };
     let fl = &info.argv[info.flags_start..];
-    let occ: Vec<_> = flags::parse_flags(fl)
-        .into_iter()
-        .filter(|f| f.name == name)
-        .collect();
+    let parsed = Flags::parse(fl);
+    let occ: Vec<_> = parsed.all(name).collect();
     if occ.len() == 1 {
-        if let Some(v) = &occ[0].value {
+        if let Some(v) = occ[0].value.as_str() {
             let set = Change::Set {
                 name: name.into(),
-                value: Some(v.clone()),
+                value: Some(v.to_string()),
             };
             if let Ok(e) = edit(input, container, &[set]) {
                 assert!(
@@ -108,11 +106,7 @@ pub fn round_trips(input: &[u8], container: Option<&str>, name: &str, item: &str
     }
     // `--name=` (an empty list) is the one case where add-then-remove cannot restore the
     // bytes: removing the last item removes the flag, by definition of remove-item.
-    let empty = |f: &flags::FlagOccurrence| match &f.value {
-        Some(v) => v.is_empty(),
-        None => fl.get(f.index + 1).is_some_and(|n| n.is_empty()),
-    };
-    if occ.iter().any(empty) {
+    if occ.iter().any(|f| f.value.as_str() == Some("")) {
         return;
     }
     let add = Change::AddItem {
@@ -139,17 +133,32 @@ pub fn round_trips(input: &[u8], container: Option<&str>, name: &str, item: &str
 }
 
 /// The effective value of a flag (last occurrence wins), reading `--name value` (two items)
-/// as a value, unlike `flags::last_value`.
+/// as a value: an oracle written apart from `kharden_manifest::Flags`, which the editor's own
+/// verification uses.
 pub fn effective(fl: &[String], name: &str) -> Option<Option<String>> {
-    let occ = flags::parse_flags(fl);
-    let last = occ.iter().rev().find(|f| f.name == name)?;
-    Some(match &last.value {
-        Some(v) => Some(v.clone()),
-        None => fl
-            .get(last.index + 1)
-            .filter(|n| !n.starts_with('-'))
-            .cloned(),
-    })
+    let mut found = None;
+    let mut i = 0;
+    while i < fl.len() {
+        let item = &fl[i];
+        if item == "--" {
+            break;
+        }
+        let body = item.strip_prefix("--").or_else(|| item.strip_prefix('-'));
+        let Some(body) = body.filter(|b| !b.is_empty() && !b.starts_with('-')) else {
+            i += 1;
+            continue;
+        };
+        let (n, v) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let next = fl.get(i + 1).filter(|n| v.is_none() && !n.starts_with('-'));
+        if n.replace('_', "-") == name.replace('_', "-") {
+            found = Some(v.or_else(|| next.cloned()));
+        }
+        i += if next.is_some() { 2 } else { 1 };
+    }
+    found
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
