@@ -257,7 +257,7 @@ pub fn map_value<'a>(value: &'a str, key: &str) -> Option<&'a str> {
         .split(',')
         .filter_map(|kv| kv.split_once('='))
         .filter(|(k, _)| k.trim() == key)
-        .last()
+        .next_back()
         .map(|(_, v)| v.trim())
 }
 
