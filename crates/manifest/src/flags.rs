@@ -256,8 +256,7 @@ pub fn map_value<'a>(value: &'a str, key: &str) -> Option<&'a str> {
     value
         .split(',')
         .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| k.trim() == key)
-        .next_back()
+        .rfind(|(k, _)| k.trim() == key)
         .map(|(_, v)| v.trim())
 }
 
