@@ -10,7 +10,7 @@
 //! 100k transactions) are in docs/performance.md and come from scripts/perf.sh.
 
 use divan::Bencher;
-use kharden::journal::Journal;
+use kharden::journal::{Journal, JournalRead};
 use std::path::{Path, PathBuf};
 
 #[path = "support/synthetic_apply.rs"]

@@ -16,15 +16,17 @@
 //! committed under `tests/golden/`; every later build must read them.
 
 use kharden::durable::FileMeta;
+use kharden::journal::schema::encode;
 use kharden::journal::{
-    encode, AuditSpec, Durable, Event, EventKind, FileRecord, GateSpec, Image, Journal, ProbeClass,
-    RollbackCause, Side, State, TxnKind, TxnRecord,
+    Durable, Event, FileRecord, Image, Journal, JournalRead, JournalReader, RollbackCause, State,
+    Transition, TxnKind, TxnRecord,
 };
-use kharden_manifest::{Change, Mount};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-const T0: u64 = 1_790_000_000_000;
+#[path = "../tests/golden/v1_values.rs"]
+mod values;
+use values::{audit_spec, every_change, every_event_kind, gate_spec, T0};
 
 fn image(contents: &[u8], mode: u32) -> Image {
     Image {
@@ -36,154 +38,6 @@ fn image(contents: &[u8], mode: u32) -> Image {
             gid: 0,
         },
     }
-}
-
-fn every_change() -> Vec<Change> {
-    vec![
-        Change::Set {
-            name: "profiling".into(),
-            value: Some("false".into()),
-        },
-        Change::Set {
-            name: "anonymous-auth".into(),
-            value: None,
-        },
-        Change::Unset {
-            name: "insecure-port".into(),
-        },
-        Change::AddItem {
-            name: "enable-admission-plugins".into(),
-            item: "EventRateLimit".into(),
-        },
-        Change::RemoveItem {
-            name: "disable-admission-plugins".into(),
-            item: "ServiceAccount".into(),
-            if_empty: Some("".into()),
-        },
-        Change::RemoveItem {
-            name: "authorization-mode".into(),
-            item: "AlwaysAllow".into(),
-            if_empty: None,
-        },
-        Change::AtLeast {
-            name: "audit-log-maxage".into(),
-            min: 30,
-        },
-        Change::SetKey {
-            name: "feature-gates".into(),
-            key: "RotateKubeletServerCertificate".into(),
-            value: "true".into(),
-        },
-        Change::Mount(Mount {
-            name: "audit".into(),
-            host_path: "/etc/kubernetes/audit-policy.yaml".into(),
-            mount_path: "/etc/kubernetes/audit-policy.yaml".into(),
-            read_only: true,
-            path_type: Some("File".into()),
-        }),
-        Change::Mount(Mount {
-            name: "audit-log".into(),
-            host_path: "/var/log/kubernetes/audit".into(),
-            mount_path: "/var/log/kubernetes/audit".into(),
-            read_only: false,
-            path_type: None,
-        }),
-    ]
-}
-
-fn gate_spec() -> GateSpec {
-    GateSpec {
-        enabled: true,
-        timeout_secs: 60,
-        stable_for_secs: 5,
-        health_url: Some("https://127.0.0.1:6443/livez".into()),
-        cacert: Some("/etc/kubernetes/pki/ca.crt".into()),
-        cert: Some("/etc/kubernetes/pki/apiserver-kubelet-client.crt".into()),
-        key: Some("/etc/kubernetes/pki/apiserver-kubelet-client.key".into()),
-        container: Some("kube-apiserver".into()),
-        root: Some("/host".into()),
-    }
-}
-
-fn audit_spec() -> AuditSpec {
-    AuditSpec {
-        builtin: true,
-        script: Some("/usr/local/bin/check.sh".into()),
-        script_timeout_secs: 30,
-    }
-}
-
-fn every_event_kind() -> Vec<EventKind> {
-    let mut v = vec![
-        EventKind::State {
-            state: State::Gating,
-            note: None,
-        },
-        EventKind::State {
-            state: State::RollingBack,
-            note: Some("health gate failed".into()),
-        },
-        EventKind::FileWritten {
-            path: "/etc/kubernetes/manifests/kube-apiserver.yaml".into(),
-            side: Side::After,
-        },
-        EventKind::FileRemoved {
-            path: "/etc/kubernetes/audit-policy.yaml".into(),
-            side: Side::Before,
-        },
-    ];
-    for (i, class) in [
-        ProbeClass::NoProcess,
-        ProbeClass::Down,
-        ProbeClass::Unauthorized,
-        ProbeClass::ServerError,
-        ProbeClass::Timeout,
-        ProbeClass::TlsError,
-        ProbeClass::OtherStatus,
-        ProbeClass::Healthy,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        v.push(EventKind::Probe {
-            class,
-            pid: (i % 2 == 0).then_some(4000 + i as i32),
-            restarted: i % 2 == 0,
-            detail: format!("probe {i}"),
-        });
-    }
-    v.extend([
-        EventKind::Audit {
-            passed: true,
-            detail: "built-in audit: 1 change(s) in effect".into(),
-            output: None,
-        },
-        EventKind::Audit {
-            passed: false,
-            detail: "audit script failed".into(),
-            output: Some("--- stdout\nbad\n".into()),
-        },
-        EventKind::Recovery {
-            action: "written but never gated: restoring before".into(),
-        },
-        EventKind::Conflict {
-            path: "/etc/kubernetes/manifests/kube-scheduler.yaml".into(),
-            found: Some(kharden::durable::hash(b"hand edit")),
-        },
-        EventKind::Conflict {
-            path: "/etc/kubernetes/manifests/etcd.yaml".into(),
-            found: None,
-        },
-        EventKind::TempRemoved {
-            path: "/etc/kubernetes/manifests/kube-apiserver.yaml".into(),
-        },
-        EventKind::Note("write failed: No space left on device".into()),
-        EventKind::Resolved { note: None },
-        EventKind::Resolved {
-            note: Some("restored by hand".into()),
-        },
-    ]);
-    v
 }
 
 fn record(
@@ -253,7 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         now(),
     )?;
     for s in [State::Applied, State::Committed] {
-        j.set_state(id, s, None, None, Durable::Yes, now())?;
+        j.transition(id, Transition::to(s), now())?;
     }
     // 2: pruned later (rolled back: the gate failed).
     let id = j.prepare(
@@ -266,22 +120,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[&v(1), &v(2)],
         now(),
     )?;
-    j.set_state(id, State::Applied, None, None, Durable::Yes, now())?;
-    j.set_state(id, State::Gating, None, None, Durable::Yes, now())?;
-    j.set_state(
+    j.transition(id, Transition::to(State::Applied), now())?;
+    j.transition(id, Transition::to(State::Gating), now())?;
+    j.transition(
         id,
-        State::RollingBack,
-        Some("health gate failed".into()),
-        Some(RollbackCause::GateFailed),
-        Durable::Yes,
+        Transition::to(State::RollingBack)
+            .because("health gate failed")
+            .cause(RollbackCause::GateFailed),
         now(),
     )?;
-    j.set_state(
+    j.transition(
         id,
-        State::RolledBack,
-        Some("health gate failed".into()),
-        None,
-        Durable::Yes,
+        Transition::to(State::RolledBack).because("health gate failed"),
         now(),
     )?;
     j.prune(0)?;
@@ -310,9 +160,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         State::Auditing,
         State::Audited,
     ] {
-        j.set_state(id3, s, None, None, Durable::Yes, now())?;
+        j.transition(id3, Transition::to(s), now())?;
     }
-    j.set_state(id3, State::Committed, None, None, Durable::Yes, now())?;
+    j.transition(id3, Transition::to(State::Committed), now())?;
 
     // 4: harden over two files (one created), rolled back after the audit failed.
     let id4 = j.prepare(
@@ -331,17 +181,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         now(),
     )?;
     for s in [State::Applied, State::Gating, State::Auditing] {
-        j.set_state(id4, s, None, None, Durable::Yes, now())?;
+        j.transition(id4, Transition::to(s), now())?;
     }
-    j.set_state(
+    j.transition(
         id4,
-        State::RollingBack,
-        Some("audit failed".into()),
-        Some(RollbackCause::AuditFailed),
-        Durable::Yes,
+        Transition::to(State::RollingBack)
+            .because("audit failed")
+            .cause(RollbackCause::AuditFailed),
         now(),
     )?;
-    j.set_state(id4, State::RolledBack, None, None, Durable::Yes, now())?;
+    j.transition(id4, Transition::to(State::RolledBack), now())?;
 
     // 5: `kharden rollback 3`, rolled back because the write failed.
     let id5 = j.prepare(
@@ -354,15 +203,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[&v(3), &v(1)],
         now(),
     )?;
-    j.set_state(
+    j.transition(
         id5,
-        State::RollingBack,
-        Some("write failed".into()),
-        Some(RollbackCause::WriteFailed),
-        Durable::Yes,
+        Transition::to(State::RollingBack)
+            .because("write failed")
+            .cause(RollbackCause::WriteFailed),
         now(),
     )?;
-    j.set_state(id5, State::RolledBack, None, None, Durable::Yes, now())?;
+    j.transition(id5, Transition::to(State::RolledBack), now())?;
 
     // 6: needs manual, then resolved by the operator.
     let id6 = j.prepare(
@@ -375,21 +223,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[&v(5), &v(6)],
         now(),
     )?;
-    j.set_state(id6, State::Applied, None, None, Durable::Yes, now())?;
-    j.set_state(
+    j.transition(id6, Transition::to(State::Applied), now())?;
+    j.transition(
         id6,
-        State::RollingBack,
-        Some("recovery".into()),
-        Some(RollbackCause::Recovery),
-        Durable::Yes,
+        Transition::to(State::RollingBack)
+            .because("recovery")
+            .cause(RollbackCause::Recovery),
         now(),
     )?;
-    j.set_state(
+    j.transition(
         id6,
-        State::NeedsManual,
-        Some("the old component did not come back".into()),
-        None,
-        Durable::Yes,
+        Transition::to(State::NeedsManual).because("the old component did not come back"),
         now(),
     )?;
     j.resolve(id6, Some("restored by hand".into()), now())?;
@@ -405,20 +249,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[&v(5), &v(7)],
         now(),
     )?;
-    j.set_state(
+    j.transition(
         id7,
-        State::RollingBack,
-        Some("health gate failed".into()),
-        Some(RollbackCause::GateFailed),
-        Durable::Yes,
+        Transition::to(State::RollingBack)
+            .because("health gate failed")
+            .cause(RollbackCause::GateFailed),
         now(),
     )?;
-    j.set_state(
+    j.transition(
         id7,
-        State::NeedsManual,
-        Some("restoring failed".into()),
-        None,
-        Durable::Yes,
+        Transition::to(State::NeedsManual).because("restoring failed"),
         now(),
     )?;
 
@@ -447,7 +287,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The records, one line each.
     let mut text = String::new();
-    let j = Journal::open_read_only(&state)?.ok_or("journal vanished")?;
+    let j = JournalReader::open(&state)?.ok_or("journal vanished")?;
     for id in [id3, id4, id5, id6, id7] {
         let rec = j.get(id)?;
         writeln!(text, "txn-{id} {}", hex(&encode(&rec)?))?;

@@ -22,7 +22,7 @@
 //! build 100k transactions in seconds, then copy `journal.redb` where it is to be measured:
 //! the file's format does not depend on where it was written.
 
-use kharden::journal::Journal;
+use kharden::journal::{Journal, JournalRead};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

@@ -11,8 +11,8 @@
 
 use kharden::durable::{hash, FileMeta};
 use kharden::journal::{
-    AuditSpec, Durable, EventKind, FileRecord, GateSpec, Image, Journal, Side, State, TxId,
-    TxnKind, TxnRecord,
+    AuditSpec, Durable, EventKind, FileRecord, GateSpec, Image, Journal, Side, State, Transition,
+    TxId, TxnKind, TxnRecord,
 };
 use kharden_manifest::Change;
 
@@ -93,7 +93,7 @@ pub fn record(
         now_ms,
     )?;
     for s in [State::Applied, State::Auditing] {
-        journal.set_state(id, s, None, None, Durable::Later, now_ms)?;
+        journal.transition(id, Transition::to(s).later(), now_ms)?;
     }
     journal.add_events(
         id,
@@ -105,7 +105,7 @@ pub fn record(
         Durable::Later,
         now_ms,
     )?;
-    journal.set_state(id, State::Audited, None, None, Durable::Later, now_ms)?;
-    journal.set_state(id, State::Committed, None, None, Durable::Yes, now_ms)?;
+    journal.transition(id, Transition::to(State::Audited).later(), now_ms)?;
+    journal.transition(id, Transition::to(State::Committed), now_ms)?;
     Ok(id)
 }

@@ -8,6 +8,7 @@
 //! directory. An error at any step is returned as it is: never retried, never reported as
 //! success (DESIGN.md invariant 8).
 
+pub mod local;
 mod real;
 
 pub use real::RealStorage;

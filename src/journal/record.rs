@@ -1,21 +1,18 @@
-//! What the journal stores, and how it is encoded.
+//! What the journal records, as the rest of kharden sees it (the domain types).
 //!
-//! Every record is postcard-encoded behind a leading format-version byte. postcard's wire format
-//! is specified and stable across releases; bincode 3.0 is a deliberate compile error and the
-//! crate is unmaintained. A record with an unknown version byte is refused, never guessed at.
+//! These are not the on-disk format: [`super::schema`] has the journal's own frozen types and
+//! converts to and from these, so that changing a type here (or in another crate, such as
+//! `kharden_manifest::Change`) can never silently change what an existing journal means.
 
 use crate::durable::FileMeta;
 use kharden_manifest::Change;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::Serialize;
 
 /// Transaction id: a counter, never reused.
 pub type TxId = u64;
 
-/// Format version of every postcard record (first byte).
-pub const RECORD_VERSION: u8 = 1;
-
 /// The states of DESIGN.md's transaction, plus `Aborted` (recovery found the files untouched).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum State {
     Prepared,
     Applied,
@@ -97,7 +94,7 @@ impl std::fmt::Display for State {
 }
 
 /// One side (before or after) of a managed file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Image {
     /// blake3 of the contents; the contents are in the blob table.
     pub hash: [u8; 32],
@@ -106,7 +103,7 @@ pub struct Image {
 }
 
 /// A managed file of a transaction. `None` on a side means "absent" (create or delete).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileRecord {
     pub path: String,
     pub before: Option<Image>,
@@ -118,7 +115,7 @@ pub struct FileRecord {
 }
 
 /// How the health gate is to run (stored so that recovery can run it again).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct GateSpec {
     pub enabled: bool,
     pub timeout_secs: u64,
@@ -134,7 +131,7 @@ pub struct GateSpec {
 }
 
 /// How the audit is to run.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct AuditSpec {
     pub builtin: bool,
     pub script: Option<String>,
@@ -142,7 +139,7 @@ pub struct AuditSpec {
 }
 
 /// What started a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum TxnKind {
     Apply,
     /// `kharden rollback TXID`.
@@ -156,7 +153,7 @@ pub enum TxnKind {
 }
 
 /// Why a transaction was rolled back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum RollbackCause {
     GateFailed,
     AuditFailed,
@@ -165,7 +162,7 @@ pub enum RollbackCause {
 }
 
 /// The transaction's head record (events are kept apart).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TxnRecord {
     pub id: TxId,
     pub kind: TxnKind,
@@ -186,7 +183,7 @@ pub struct TxnRecord {
 }
 
 /// Outcome class of one health probe (kept apart, as DESIGN.md asks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum ProbeClass {
     /// No process with the expected argv yet (or the old one only).
     NoProcess,
@@ -203,7 +200,7 @@ pub enum ProbeClass {
 }
 
 /// Something that happened to a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum EventKind {
     State {
         state: State,
@@ -248,43 +245,16 @@ pub enum EventKind {
 }
 
 /// Which side of a transaction a file was set to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Side {
     Before,
     After,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub time_ms: u64,
     pub kind: EventKind,
-}
-
-/// Errors decoding a record.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    #[error("empty record")]
-    Empty,
-    #[error(
-        "record format version {0} is not supported (this kharden reads version {RECORD_VERSION})"
-    )]
-    Version(u8),
-    #[error("record does not decode: {0}")]
-    Postcard(#[from] postcard::Error),
-}
-
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![RECORD_VERSION];
-    out.extend(postcard::to_allocvec(value)?);
-    Ok(out)
-}
-
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    match bytes.split_first() {
-        None => Err(CodecError::Empty),
-        Some((&RECORD_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
-        Some((&v, _)) => Err(CodecError::Version(v)),
-    }
 }
 
 pub fn hex(hash: &[u8; 32]) -> String {
@@ -294,27 +264,6 @@ pub fn hex(hash: &[u8; 32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn roundtrip_and_version_byte() {
-        let ev = Event {
-            time_ms: 5,
-            kind: EventKind::State {
-                state: State::Prepared,
-                note: None,
-            },
-        };
-        let bytes = encode(&ev).unwrap();
-        assert_eq!(bytes[0], RECORD_VERSION);
-        assert_eq!(decode::<Event>(&bytes).unwrap(), ev);
-        let mut bad = bytes.clone();
-        bad[0] = 99;
-        assert!(matches!(
-            decode::<Event>(&bad),
-            Err(CodecError::Version(99))
-        ));
-        assert!(matches!(decode::<Event>(&[]), Err(CodecError::Empty)));
-    }
 
     #[test]
     fn state_names_roundtrip_and_terminals() {

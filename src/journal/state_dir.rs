@@ -2,9 +2,11 @@
 //!
 //! The journal decides what kharden writes into the files that run the control plane; anyone
 //! who can write the journal can make recovery "restore" anything. So the directory must be
-//! root's alone when kharden runs as root.
+//! root's alone when kharden runs as root, and so must the journal in it (checked by
+//! `store.rs` when it is opened).
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use crate::durable::local;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,8 @@ pub enum StateDirError {
     NotRoot { path: PathBuf, uid: u32 },
     #[error("state directory {path} is not a directory")]
     NotDir { path: PathBuf },
+    #[error("journal {path} {why}; kharden refuses to use it (whoever can change the journal decides what recovery restores)")]
+    Journal { path: PathBuf, why: String },
 }
 
 fn io(path: &Path, source: std::io::Error) -> StateDirError {
@@ -39,10 +43,7 @@ pub fn prepare_state_dir(dir: &Path) -> Result<(), StateDirError> {
             .create(dir)
             .map_err(|e| io(dir, e))?;
         if let Some(parent) = dir.parent() {
-            fsync_dir(parent).map_err(|e| match e {
-                super::JournalError::Io { path, source } => StateDirError::Io { path, source },
-                other => io(dir, std::io::Error::other(other.to_string())),
-            })?;
+            local::fsync_dir(parent).map_err(|e| io(parent, e))?;
         }
     }
     check_state_dir(dir)
@@ -72,31 +73,46 @@ pub fn check_state_dir(dir: &Path) -> Result<(), StateDirError> {
     Ok(())
 }
 
-/// Create the database file 0600 if it does not exist. Returns whether it was created.
-pub(crate) fn create_db_file(path: &Path) -> Result<bool, super::JournalError> {
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(source) => Err(super::JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
+fn jio(path: &Path, source: std::io::Error) -> super::JournalError {
+    super::JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Create the database file 0600 (it must not exist yet).
+pub(crate) fn create_db_file(path: &Path) -> Result<(), super::JournalError> {
+    match local::create_new_private(path) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(jio(
+            path,
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"),
+        )),
+        Err(e) => Err(jio(path, e)),
     }
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), super::JournalError> {
-    let f = std::fs::File::open(dir).map_err(|source| super::JournalError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    f.sync_all().map_err(|source| super::JournalError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })
+    local::fsync_dir(dir).map_err(|e| jio(dir, e))
+}
+
+pub(crate) fn fsync_file(path: &Path) -> Result<(), super::JournalError> {
+    local::fsync_file(path).map_err(|e| jio(path, e))
+}
+
+pub(crate) fn rename(from: &Path, to: &Path) -> Result<(), super::JournalError> {
+    local::rename_synced(from, to).map_err(|e| jio(to, e))
+}
+
+pub(crate) fn remove(path: &Path) -> Result<(), super::JournalError> {
+    local::remove_if_exists(path).map_err(|e| jio(path, e))
+}
+
+/// The marker that says a journal was created in this directory.
+pub(crate) fn write_marker(path: &Path) -> Result<(), super::JournalError> {
+    local::write_private(
+        path,
+        b"kharden created journal.redb in this directory; if journal.redb is missing, its transactions are lost: see `kharden journal verify`\n",
+    )
+    .map_err(|e| jio(path, e))
 }

@@ -1,5 +1,7 @@
+use super::store::{BLOBS, OPEN};
 use super::*;
 use crate::durable::FileMeta;
+use redb::ReadableTableMetadata;
 
 fn rec(files: Vec<FileRecord>) -> TxnRecord {
     TxnRecord {
@@ -75,7 +77,7 @@ fn blobs_are_deduplicated_and_verified() {
         .prepare(rec(vec![file("/x", b"two", b"one")]), &[b"two", b"one"], 2)
         .unwrap();
     assert_eq!((a, b), (1, 2));
-    let rt = j.begin_read().unwrap();
+    let rt = j.begin_read_txn().unwrap();
     assert_eq!(rt.open_table(BLOBS).unwrap().len().unwrap(), 2);
     drop(rt);
     assert_eq!(j.blob(&crate::durable::hash(b"one")).unwrap(), b"one");
@@ -84,12 +86,12 @@ fn blobs_are_deduplicated_and_verified() {
         Err(JournalError::MissingBlob { .. })
     ));
     // Corrupt a blob behind the journal's back: reads refuse it, verify reports it.
-    let tx = j.begin_write().unwrap();
-    tx.open_table(BLOBS)
-        .unwrap()
-        .insert(&crate::durable::hash(b"one"), b"evil".as_slice())
-        .unwrap();
-    tx.commit().unwrap();
+    j.write(|tx| {
+        tx.open_table(BLOBS)?
+            .insert(&crate::durable::hash(b"one"), b"evil".as_slice())?;
+        Ok(())
+    })
+    .unwrap();
     assert!(matches!(
         j.blob(&crate::durable::hash(b"one")),
         Err(JournalError::CorruptBlob { .. })
@@ -115,9 +117,9 @@ fn open_index_log_order_and_prune() {
             )
             .unwrap();
         if i != 2 {
-            j.set_state(id, State::Applied, None, None, Durable::Later, 10)
+            j.transition(id, Transition::to(State::Applied).later(), 10)
                 .unwrap();
-            j.set_state(id, State::Committed, None, None, Durable::Yes, 11)
+            j.transition(id, Transition::to(State::Committed), 11)
                 .unwrap();
         }
     }
@@ -154,9 +156,11 @@ fn verify_reports_an_inconsistent_open_index() {
     let id = j
         .prepare(rec(vec![file("/x", b"a", b"b")]), &[b"a", b"b"], 1)
         .unwrap();
-    let tx = j.begin_write().unwrap();
-    tx.open_table(OPEN).unwrap().remove(id).unwrap();
-    tx.commit().unwrap();
+    j.write(|tx| {
+        tx.open_table(OPEN)?.remove(id)?;
+        Ok(())
+    })
+    .unwrap();
     let faults = j.verify().unwrap();
     assert!(
         faults
@@ -172,6 +176,6 @@ fn read_only_handle_sees_commits_of_the_writer() {
     let j = Journal::open(d.path()).unwrap();
     j.prepare(rec(vec![file("/x", b"a", b"b")]), &[b"a", b"b"], 1)
         .unwrap();
-    let ro = Journal::open_read_only(d.path()).unwrap().unwrap();
+    let ro = JournalReader::open(d.path()).unwrap().unwrap();
     assert_eq!(ro.len().unwrap(), 1);
 }

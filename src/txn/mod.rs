@@ -22,6 +22,7 @@ use crate::journal::{
     AuditSpec, Durable, Event, EventKind, FileRecord, GateSpec, Image, Journal, JournalError,
     RollbackCause, Side, State, TxId, TxnKind, TxnRecord,
 };
+use crate::journal::{JournalRead, Transition};
 use kharden_manifest::Change;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -330,17 +331,14 @@ impl<'a> Engine<'a> {
             } else {
                 Durable::Later
             };
-            self.journal
-                .set_state(id, State::Audited, None, None, durable, self.now_ms())?;
+            self.journal.transition(
+                id,
+                Transition::to(State::Audited).durability(durable),
+                self.now_ms(),
+            )?;
         }
-        self.journal.set_state(
-            id,
-            State::Committed,
-            None,
-            None,
-            Durable::Yes,
-            self.now_ms(),
-        )?;
+        self.journal
+            .transition(id, Transition::to(State::Committed), self.now_ms())?;
         tracing::info!(txid = id, "committed");
         Ok(Outcome::Committed { txid: id })
     }
@@ -357,7 +355,7 @@ impl<'a> Engine<'a> {
         };
         if rank(*state) < rank(to) {
             self.journal
-                .set_state(id, to, None, None, Durable::Later, self.now_ms())?;
+                .transition(id, Transition::to(to).later(), self.now_ms())?;
             *state = to;
         }
         Ok(())
@@ -506,12 +504,11 @@ impl<'a> Engine<'a> {
         reason: String,
     ) -> Result<Outcome, TxnError> {
         tracing::info!(txid = id, ?cause, %reason, "rolling back");
-        self.journal.set_state(
+        self.journal.transition(
             id,
-            State::RollingBack,
-            Some(reason.clone()),
-            Some(cause),
-            Durable::Yes,
+            Transition::to(State::RollingBack)
+                .because(reason.clone())
+                .cause(cause),
             self.now_ms(),
         )?;
         let rec = self.journal.get(id)?;
@@ -551,12 +548,9 @@ impl<'a> Engine<'a> {
                 "{reason}; then restoring the before-contents failed: {e}. Restore these files from the journal (kharden journal show {id}), and delete any temp file `.<name>.kharden-{id}` beside them: {}",
                 rec.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
             );
-                self.journal.set_state(
+                self.journal.transition(
                     id,
-                    State::NeedsManual,
-                    Some(manual.clone()),
-                    None,
-                    Durable::Yes,
+                    Transition::to(State::NeedsManual).because(manual.clone()),
                     self.now_ms(),
                 )?;
                 return Ok(Outcome::NeedsManual {
@@ -578,12 +572,9 @@ impl<'a> Engine<'a> {
                         "{reason}; the before-contents were restored but the old component did not come back healthy: {why}. Check kubelet and the files: {}",
                         rec.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
                     );
-                    self.journal.set_state(
+                    self.journal.transition(
                         id,
-                        State::NeedsManual,
-                        Some(manual.clone()),
-                        None,
-                        Durable::Yes,
+                        Transition::to(State::NeedsManual).because(manual.clone()),
                         self.now_ms(),
                     )?;
                     return Ok(Outcome::NeedsManual {
@@ -593,12 +584,9 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        self.journal.set_state(
+        self.journal.transition(
             id,
-            State::RolledBack,
-            Some(reason.clone()),
-            None,
-            Durable::Yes,
+            Transition::to(State::RolledBack).because(reason.clone()),
             self.now_ms(),
         )?;
         Ok(Outcome::RolledBack {

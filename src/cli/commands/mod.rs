@@ -13,6 +13,7 @@ use crate::audit::{Audit, NoAudit, StandardAudit};
 use crate::durable::RealStorage;
 use crate::exit;
 use crate::gate::{Gate, NoGate};
+use crate::journal::JournalRead;
 use crate::journal::{AuditSpec, GateSpec, Journal};
 use crate::lock::{self, LockError, StateLock};
 use crate::paths::HostRoot;

@@ -6,6 +6,7 @@ use crate::cli::CliResult;
 use crate::durable::RealStorage;
 use crate::exit;
 use crate::journal::AuditSpec;
+use crate::journal::JournalRead;
 use crate::txn::{self, Engine, SystemClock};
 
 pub fn recover(ctx: &Ctx<'_>, a: &RecoverArgs) -> CliResult {
@@ -13,7 +14,7 @@ pub fn recover(ctx: &Ctx<'_>, a: &RecoverArgs) -> CliResult {
     // At boot, almost always nothing is open: answer from a read-only handle, which writes
     // nothing and costs no fsync. A journal that needs redb's repair after a crash refuses a
     // read-only open; then the writable open below repairs it.
-    if let Ok(Some(ro)) = crate::journal::Journal::open_read_only(&ctx.cli.state_dir) {
+    if let Ok(Some(ro)) = crate::journal::JournalReader::open(&ctx.cli.state_dir) {
         if ro.open_ids().is_ok_and(|ids| ids.is_empty()) {
             let unresolved = ro.unresolved().unwrap_or_default();
             ctx.print(

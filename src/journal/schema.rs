@@ -1,0 +1,747 @@
+//! The journal's on-disk format: its own types, versioned, with explicit conversions to and
+//! from the domain types of [`super::record`].
+//!
+//! Why its own types: the journal outlives the build that wrote it. If records embedded domain
+//! types (`kharden_manifest::Change`, the gate's and the audit's specifications), reordering an
+//! enum in another crate would silently change what is on disk, and an old journal would decode
+//! into the wrong values or not at all. Here every type of a format version is frozen in a
+//! module of its own (`v1`, ...): postcard encodes fields in declaration order and enum
+//! variants by index, so these declarations *are* the format. They are never edited; a new
+//! format gets a new module, a new version byte, and a conversion from the previous one (see
+//! "Journal format history" in docs/crash-safety.md). `tests/journal_format.rs` reads the
+//! golden journal and the golden record bytes of every format with every later build.
+//!
+//! Every record is postcard-encoded behind a leading format-version byte; a record with an
+//! unknown version byte is refused, never guessed at.
+
+use super::record as domain;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// Format version written by this build (first byte of every record).
+pub const RECORD_VERSION: u8 = 1;
+
+/// Errors decoding a record.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty record")]
+    Empty,
+    #[error(
+        "record format version {0} is not supported (this kharden reads versions 1 to {RECORD_VERSION})"
+    )]
+    Version(u8),
+    #[error("record does not decode: {0}")]
+    Postcard(#[from] postcard::Error),
+}
+
+/// Format 1 (kharden 0.1, the first release): frozen.
+pub mod v1 {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum State {
+        Prepared,
+        Applied,
+        Gating,
+        Auditing,
+        Audited,
+        Committed,
+        RollingBack,
+        RolledBack,
+        NeedsManual,
+        Aborted,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct FileMeta {
+        pub mode: u32,
+        pub uid: u32,
+        pub gid: u32,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Image {
+        pub hash: [u8; 32],
+        pub len: u64,
+        pub meta: FileMeta,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Mount {
+        pub name: String,
+        pub host_path: String,
+        pub mount_path: String,
+        pub read_only: bool,
+        pub path_type: Option<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Change {
+        Set {
+            name: String,
+            value: Option<String>,
+        },
+        Unset {
+            name: String,
+        },
+        AddItem {
+            name: String,
+            item: String,
+        },
+        RemoveItem {
+            name: String,
+            item: String,
+            if_empty: Option<String>,
+        },
+        AtLeast {
+            name: String,
+            min: i64,
+        },
+        SetKey {
+            name: String,
+            key: String,
+            value: String,
+        },
+        Mount(Mount),
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct FileRecord {
+        pub path: String,
+        pub before: Option<Image>,
+        pub after: Option<Image>,
+        pub changes: Vec<Change>,
+        pub gated: bool,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct GateSpec {
+        pub enabled: bool,
+        pub timeout_secs: u64,
+        pub stable_for_secs: u64,
+        pub health_url: Option<String>,
+        pub cacert: Option<String>,
+        pub cert: Option<String>,
+        pub key: Option<String>,
+        pub container: Option<String>,
+        pub root: Option<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AuditSpec {
+        pub builtin: bool,
+        pub script: Option<String>,
+        pub script_timeout_secs: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum TxnKind {
+        Apply,
+        Rollback { of: u64 },
+        Harden { controls: Vec<String> },
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RollbackCause {
+        GateFailed,
+        AuditFailed,
+        WriteFailed,
+        Recovery,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct TxnRecord {
+        pub id: u64,
+        pub kind: TxnKind,
+        pub created_ms: u64,
+        pub updated_ms: u64,
+        pub summary: String,
+        pub files: Vec<FileRecord>,
+        pub gate: GateSpec,
+        pub audit: AuditSpec,
+        pub deadline_ms: u64,
+        pub state: State,
+        pub rollback_cause: Option<RollbackCause>,
+        pub reason: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ProbeClass {
+        NoProcess,
+        Down,
+        Unauthorized,
+        ServerError,
+        Timeout,
+        TlsError,
+        OtherStatus,
+        Healthy,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Side {
+        Before,
+        After,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum EventKind {
+        State {
+            state: State,
+            note: Option<String>,
+        },
+        FileWritten {
+            path: String,
+            side: Side,
+        },
+        FileRemoved {
+            path: String,
+            side: Side,
+        },
+        Probe {
+            class: ProbeClass,
+            pid: Option<i32>,
+            restarted: bool,
+            detail: String,
+        },
+        Audit {
+            passed: bool,
+            detail: String,
+            output: Option<String>,
+        },
+        Recovery {
+            action: String,
+        },
+        Conflict {
+            path: String,
+            found: Option<[u8; 32]>,
+        },
+        TempRemoved {
+            path: String,
+        },
+        Note(String),
+        Resolved {
+            note: Option<String>,
+        },
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Event {
+        pub time_ms: u64,
+        pub kind: EventKind,
+    }
+}
+
+/// A domain type and its on-disk form in the current format.
+pub trait Stored: Sized {
+    /// The current format's type.
+    type Current: Serialize + DeserializeOwned;
+    fn to_stored(&self) -> Self::Current;
+    fn from_stored(s: Self::Current) -> Self;
+    /// Decode a record written in an older format `version` (every version below
+    /// [`RECORD_VERSION`] must be handled).
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError>;
+}
+
+/// Encode a domain value in the current format, version byte first.
+pub fn encode<T: Stored>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![RECORD_VERSION];
+    out.extend(postcard::to_allocvec(&value.to_stored())?);
+    Ok(out)
+}
+
+/// Decode a record of any supported format into the domain type.
+pub fn decode<T: Stored>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&RECORD_VERSION, rest)) => Ok(T::from_stored(postcard::from_bytes(rest)?)),
+        Some((&v, rest)) if (1..RECORD_VERSION).contains(&v) => T::decode_older(v, rest),
+        Some((&v, _)) => Err(CodecError::Version(v)),
+    }
+}
+
+/// Decode a format-1 body (used by every later format's `decode_older`).
+#[allow(dead_code)]
+fn postcard_v1<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, CodecError> {
+    Ok(postcard::from_bytes(body)?)
+}
+
+// ---- conversions between format 1 and the domain ------------------------------------------
+
+impl From<domain::State> for v1::State {
+    fn from(s: domain::State) -> Self {
+        use domain::State as D;
+        match s {
+            D::Prepared => v1::State::Prepared,
+            D::Applied => v1::State::Applied,
+            D::Gating => v1::State::Gating,
+            D::Auditing => v1::State::Auditing,
+            D::Audited => v1::State::Audited,
+            D::Committed => v1::State::Committed,
+            D::RollingBack => v1::State::RollingBack,
+            D::RolledBack => v1::State::RolledBack,
+            D::NeedsManual => v1::State::NeedsManual,
+            D::Aborted => v1::State::Aborted,
+        }
+    }
+}
+
+impl From<v1::State> for domain::State {
+    fn from(s: v1::State) -> Self {
+        use domain::State as D;
+        match s {
+            v1::State::Prepared => D::Prepared,
+            v1::State::Applied => D::Applied,
+            v1::State::Gating => D::Gating,
+            v1::State::Auditing => D::Auditing,
+            v1::State::Audited => D::Audited,
+            v1::State::Committed => D::Committed,
+            v1::State::RollingBack => D::RollingBack,
+            v1::State::RolledBack => D::RolledBack,
+            v1::State::NeedsManual => D::NeedsManual,
+            v1::State::Aborted => D::Aborted,
+        }
+    }
+}
+
+impl From<&domain::Image> for v1::Image {
+    fn from(i: &domain::Image) -> Self {
+        v1::Image {
+            hash: i.hash,
+            len: i.len,
+            meta: v1::FileMeta {
+                mode: i.meta.mode,
+                uid: i.meta.uid,
+                gid: i.meta.gid,
+            },
+        }
+    }
+}
+
+impl From<v1::Image> for domain::Image {
+    fn from(i: v1::Image) -> Self {
+        domain::Image {
+            hash: i.hash,
+            len: i.len,
+            meta: crate::durable::FileMeta {
+                mode: i.meta.mode,
+                uid: i.meta.uid,
+                gid: i.meta.gid,
+            },
+        }
+    }
+}
+
+impl From<&kharden_manifest::Change> for v1::Change {
+    fn from(c: &kharden_manifest::Change) -> Self {
+        use kharden_manifest::Change as C;
+        match c.clone() {
+            C::Set { name, value } => v1::Change::Set { name, value },
+            C::Unset { name } => v1::Change::Unset { name },
+            C::AddItem { name, item } => v1::Change::AddItem { name, item },
+            C::RemoveItem {
+                name,
+                item,
+                if_empty,
+            } => v1::Change::RemoveItem {
+                name,
+                item,
+                if_empty,
+            },
+            C::AtLeast { name, min } => v1::Change::AtLeast { name, min },
+            C::SetKey { name, key, value } => v1::Change::SetKey { name, key, value },
+            C::Mount(m) => v1::Change::Mount(v1::Mount {
+                name: m.name,
+                host_path: m.host_path,
+                mount_path: m.mount_path,
+                read_only: m.read_only,
+                path_type: m.path_type,
+            }),
+        }
+    }
+}
+
+impl From<v1::Change> for kharden_manifest::Change {
+    fn from(c: v1::Change) -> Self {
+        use kharden_manifest::Change as C;
+        match c {
+            v1::Change::Set { name, value } => C::Set { name, value },
+            v1::Change::Unset { name } => C::Unset { name },
+            v1::Change::AddItem { name, item } => C::AddItem { name, item },
+            v1::Change::RemoveItem {
+                name,
+                item,
+                if_empty,
+            } => C::RemoveItem {
+                name,
+                item,
+                if_empty,
+            },
+            v1::Change::AtLeast { name, min } => C::AtLeast { name, min },
+            v1::Change::SetKey { name, key, value } => C::SetKey { name, key, value },
+            v1::Change::Mount(m) => C::Mount(kharden_manifest::Mount {
+                name: m.name,
+                host_path: m.host_path,
+                mount_path: m.mount_path,
+                read_only: m.read_only,
+                path_type: m.path_type,
+            }),
+        }
+    }
+}
+
+impl From<&domain::FileRecord> for v1::FileRecord {
+    fn from(f: &domain::FileRecord) -> Self {
+        v1::FileRecord {
+            path: f.path.clone(),
+            before: f.before.as_ref().map(Into::into),
+            after: f.after.as_ref().map(Into::into),
+            changes: f.changes.iter().map(Into::into).collect(),
+            gated: f.gated,
+        }
+    }
+}
+
+impl From<v1::FileRecord> for domain::FileRecord {
+    fn from(f: v1::FileRecord) -> Self {
+        domain::FileRecord {
+            path: f.path,
+            before: f.before.map(Into::into),
+            after: f.after.map(Into::into),
+            changes: f.changes.into_iter().map(Into::into).collect(),
+            gated: f.gated,
+        }
+    }
+}
+
+impl From<&domain::GateSpec> for v1::GateSpec {
+    fn from(g: &domain::GateSpec) -> Self {
+        v1::GateSpec {
+            enabled: g.enabled,
+            timeout_secs: g.timeout_secs,
+            stable_for_secs: g.stable_for_secs,
+            health_url: g.health_url.clone(),
+            cacert: g.cacert.clone(),
+            cert: g.cert.clone(),
+            key: g.key.clone(),
+            container: g.container.clone(),
+            root: g.root.clone(),
+        }
+    }
+}
+
+impl From<v1::GateSpec> for domain::GateSpec {
+    fn from(g: v1::GateSpec) -> Self {
+        domain::GateSpec {
+            enabled: g.enabled,
+            timeout_secs: g.timeout_secs,
+            stable_for_secs: g.stable_for_secs,
+            health_url: g.health_url,
+            cacert: g.cacert,
+            cert: g.cert,
+            key: g.key,
+            container: g.container,
+            root: g.root,
+        }
+    }
+}
+
+impl From<&domain::AuditSpec> for v1::AuditSpec {
+    fn from(a: &domain::AuditSpec) -> Self {
+        v1::AuditSpec {
+            builtin: a.builtin,
+            script: a.script.clone(),
+            script_timeout_secs: a.script_timeout_secs,
+        }
+    }
+}
+
+impl From<v1::AuditSpec> for domain::AuditSpec {
+    fn from(a: v1::AuditSpec) -> Self {
+        domain::AuditSpec {
+            builtin: a.builtin,
+            script: a.script,
+            script_timeout_secs: a.script_timeout_secs,
+        }
+    }
+}
+
+impl From<&domain::TxnKind> for v1::TxnKind {
+    fn from(k: &domain::TxnKind) -> Self {
+        match k {
+            domain::TxnKind::Apply => v1::TxnKind::Apply,
+            domain::TxnKind::Rollback { of } => v1::TxnKind::Rollback { of: *of },
+            domain::TxnKind::Harden { controls } => v1::TxnKind::Harden {
+                controls: controls.clone(),
+            },
+        }
+    }
+}
+
+impl From<v1::TxnKind> for domain::TxnKind {
+    fn from(k: v1::TxnKind) -> Self {
+        match k {
+            v1::TxnKind::Apply => domain::TxnKind::Apply,
+            v1::TxnKind::Rollback { of } => domain::TxnKind::Rollback { of },
+            v1::TxnKind::Harden { controls } => domain::TxnKind::Harden { controls },
+        }
+    }
+}
+
+impl From<domain::RollbackCause> for v1::RollbackCause {
+    fn from(c: domain::RollbackCause) -> Self {
+        match c {
+            domain::RollbackCause::GateFailed => v1::RollbackCause::GateFailed,
+            domain::RollbackCause::AuditFailed => v1::RollbackCause::AuditFailed,
+            domain::RollbackCause::WriteFailed => v1::RollbackCause::WriteFailed,
+            domain::RollbackCause::Recovery => v1::RollbackCause::Recovery,
+        }
+    }
+}
+
+impl From<v1::RollbackCause> for domain::RollbackCause {
+    fn from(c: v1::RollbackCause) -> Self {
+        match c {
+            v1::RollbackCause::GateFailed => domain::RollbackCause::GateFailed,
+            v1::RollbackCause::AuditFailed => domain::RollbackCause::AuditFailed,
+            v1::RollbackCause::WriteFailed => domain::RollbackCause::WriteFailed,
+            v1::RollbackCause::Recovery => domain::RollbackCause::Recovery,
+        }
+    }
+}
+
+impl Stored for domain::TxnRecord {
+    type Current = v1::TxnRecord;
+
+    fn to_stored(&self) -> v1::TxnRecord {
+        v1::TxnRecord {
+            id: self.id,
+            kind: (&self.kind).into(),
+            created_ms: self.created_ms,
+            updated_ms: self.updated_ms,
+            summary: self.summary.clone(),
+            files: self.files.iter().map(Into::into).collect(),
+            gate: (&self.gate).into(),
+            audit: (&self.audit).into(),
+            deadline_ms: self.deadline_ms,
+            state: self.state.into(),
+            rollback_cause: self.rollback_cause.map(Into::into),
+            reason: self.reason.clone(),
+        }
+    }
+
+    fn from_stored(r: v1::TxnRecord) -> Self {
+        domain::TxnRecord {
+            id: r.id,
+            kind: r.kind.into(),
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            summary: r.summary,
+            files: r.files.into_iter().map(Into::into).collect(),
+            gate: r.gate.into(),
+            audit: r.audit.into(),
+            deadline_ms: r.deadline_ms,
+            state: r.state.into(),
+            rollback_cause: r.rollback_cause.map(Into::into),
+            reason: r.reason,
+        }
+    }
+
+    fn decode_older(version: u8, _body: &[u8]) -> Result<Self, CodecError> {
+        Err(CodecError::Version(version))
+    }
+}
+
+impl From<domain::ProbeClass> for v1::ProbeClass {
+    fn from(c: domain::ProbeClass) -> Self {
+        use domain::ProbeClass as D;
+        match c {
+            D::NoProcess => v1::ProbeClass::NoProcess,
+            D::Down => v1::ProbeClass::Down,
+            D::Unauthorized => v1::ProbeClass::Unauthorized,
+            D::ServerError => v1::ProbeClass::ServerError,
+            D::Timeout => v1::ProbeClass::Timeout,
+            D::TlsError => v1::ProbeClass::TlsError,
+            D::OtherStatus => v1::ProbeClass::OtherStatus,
+            D::Healthy => v1::ProbeClass::Healthy,
+        }
+    }
+}
+
+impl From<v1::ProbeClass> for domain::ProbeClass {
+    fn from(c: v1::ProbeClass) -> Self {
+        use domain::ProbeClass as D;
+        match c {
+            v1::ProbeClass::NoProcess => D::NoProcess,
+            v1::ProbeClass::Down => D::Down,
+            v1::ProbeClass::Unauthorized => D::Unauthorized,
+            v1::ProbeClass::ServerError => D::ServerError,
+            v1::ProbeClass::Timeout => D::Timeout,
+            v1::ProbeClass::TlsError => D::TlsError,
+            v1::ProbeClass::OtherStatus => D::OtherStatus,
+            v1::ProbeClass::Healthy => D::Healthy,
+        }
+    }
+}
+
+impl From<domain::Side> for v1::Side {
+    fn from(s: domain::Side) -> Self {
+        match s {
+            domain::Side::Before => v1::Side::Before,
+            domain::Side::After => v1::Side::After,
+        }
+    }
+}
+
+impl From<v1::Side> for domain::Side {
+    fn from(s: v1::Side) -> Self {
+        match s {
+            v1::Side::Before => domain::Side::Before,
+            v1::Side::After => domain::Side::After,
+        }
+    }
+}
+
+impl From<&domain::EventKind> for v1::EventKind {
+    fn from(k: &domain::EventKind) -> Self {
+        use domain::EventKind as D;
+        match k.clone() {
+            D::State { state, note } => v1::EventKind::State {
+                state: state.into(),
+                note,
+            },
+            D::FileWritten { path, side } => v1::EventKind::FileWritten {
+                path,
+                side: side.into(),
+            },
+            D::FileRemoved { path, side } => v1::EventKind::FileRemoved {
+                path,
+                side: side.into(),
+            },
+            D::Probe {
+                class,
+                pid,
+                restarted,
+                detail,
+            } => v1::EventKind::Probe {
+                class: class.into(),
+                pid,
+                restarted,
+                detail,
+            },
+            D::Audit {
+                passed,
+                detail,
+                output,
+            } => v1::EventKind::Audit {
+                passed,
+                detail,
+                output,
+            },
+            D::Recovery { action } => v1::EventKind::Recovery { action },
+            D::Conflict { path, found } => v1::EventKind::Conflict { path, found },
+            D::TempRemoved { path } => v1::EventKind::TempRemoved { path },
+            D::Note(n) => v1::EventKind::Note(n),
+            D::Resolved { note } => v1::EventKind::Resolved { note },
+        }
+    }
+}
+
+impl From<v1::EventKind> for domain::EventKind {
+    fn from(k: v1::EventKind) -> Self {
+        use domain::EventKind as D;
+        match k {
+            v1::EventKind::State { state, note } => D::State {
+                state: state.into(),
+                note,
+            },
+            v1::EventKind::FileWritten { path, side } => D::FileWritten {
+                path,
+                side: side.into(),
+            },
+            v1::EventKind::FileRemoved { path, side } => D::FileRemoved {
+                path,
+                side: side.into(),
+            },
+            v1::EventKind::Probe {
+                class,
+                pid,
+                restarted,
+                detail,
+            } => D::Probe {
+                class: class.into(),
+                pid,
+                restarted,
+                detail,
+            },
+            v1::EventKind::Audit {
+                passed,
+                detail,
+                output,
+            } => D::Audit {
+                passed,
+                detail,
+                output,
+            },
+            v1::EventKind::Recovery { action } => D::Recovery { action },
+            v1::EventKind::Conflict { path, found } => D::Conflict { path, found },
+            v1::EventKind::TempRemoved { path } => D::TempRemoved { path },
+            v1::EventKind::Note(n) => D::Note(n),
+            v1::EventKind::Resolved { note } => D::Resolved { note },
+        }
+    }
+}
+
+impl Stored for domain::Event {
+    type Current = v1::Event;
+
+    fn to_stored(&self) -> v1::Event {
+        v1::Event {
+            time_ms: self.time_ms,
+            kind: (&self.kind).into(),
+        }
+    }
+
+    fn from_stored(e: v1::Event) -> Self {
+        domain::Event {
+            time_ms: e.time_ms,
+            kind: e.kind.into(),
+        }
+    }
+
+    fn decode_older(version: u8, _body: &[u8]) -> Result<Self, CodecError> {
+        Err(CodecError::Version(version))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_version_byte() {
+        let ev = domain::Event {
+            time_ms: 5,
+            kind: domain::EventKind::State {
+                state: domain::State::Prepared,
+                note: None,
+            },
+        };
+        let bytes = encode(&ev).unwrap();
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(decode::<domain::Event>(&bytes).unwrap(), ev);
+        let mut bad = bytes.clone();
+        bad[0] = 99;
+        assert!(matches!(
+            decode::<domain::Event>(&bad),
+            Err(CodecError::Version(99))
+        ));
+        bad[0] = 0;
+        assert!(matches!(
+            decode::<domain::Event>(&bad),
+            Err(CodecError::Version(0))
+        ));
+        assert!(matches!(
+            decode::<domain::Event>(&[]),
+            Err(CodecError::Empty)
+        ));
+    }
+}
