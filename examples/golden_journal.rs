@@ -59,6 +59,7 @@ fn record(
         state: State::Prepared,
         rollback_cause,
         reason: None,
+        temp_tag: 0x5eed_0000_0000_0001,
     }
 }
 

@@ -44,7 +44,12 @@ fn usage() -> ! {
 /// repairs); `qr-last` makes the last commit a quick-repair commit (2-phase, allocator state
 /// recorded), so that the repair at the next open is quick; `ro-only` (with N = 0) only tries a
 /// read-only open, as `kharden journal log` does, and prints whether it works.
-fn redb_commits(mode: &str, path: &str, n: u64, opts: &[String]) -> anyhow::Result<()> {
+fn redb_commits(
+    mode: &str,
+    path: &str,
+    n: u64,
+    opts: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
     use redb::{ConcurrencyMode, Durability, ReadableDatabase, TableDefinition};
     const T: TableDefinition<u64, u64> = TableDefinition::new("t");
     let has = |o: &str| opts.iter().any(|x| x == o);
@@ -83,7 +88,7 @@ fn redb_commits(mode: &str, path: &str, n: u64, opts: &[String]) -> anyhow::Resu
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--redb-commits") {
         if args.len() < 4 {
@@ -102,7 +107,7 @@ fn main() -> anyhow::Result<()> {
         None => 8,
     };
     if variants < 2 {
-        anyhow::bail!("VARIANTS must be at least 2");
+        return Err("VARIANTS must be at least 2".into());
     }
 
     // VARIANTS versions of the fixture, each made by the real editor.

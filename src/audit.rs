@@ -3,6 +3,7 @@
 //! script (argv, no shell, with a timeout; exit 0 passes; output kept, bounded).
 
 use crate::journal::{AuditSpec, FileRecord, TxId};
+use crate::signals::Interrupts;
 use kharden_manifest::{Change, Flags};
 use std::io::Read;
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What the audit checks.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuditRequest<'a> {
     pub txid: TxId,
     pub spec: &'a AuditSpec,
@@ -19,6 +20,29 @@ pub struct AuditRequest<'a> {
     pub running_argv: Option<Vec<String>>,
     /// The after-manifest's argv and where its flags start, when the target is a manifest.
     pub manifest_argv: Option<(Vec<String>, usize)>,
+    /// A signal stops the audit script (it is killed) and fails the audit.
+    pub interrupts: &'a dyn Interrupts,
+}
+
+/// Check an audit script before any change (`--audit-script`): it must exist, be a regular
+/// file, and be executable by kharden. Otherwise the change would be written and restarted
+/// twice for nothing.
+pub fn check_script(script: &Path) -> Result<(), String> {
+    let md = std::fs::metadata(script)
+        .map_err(|e| format!("--audit-script {}: {e}", script.display()))?;
+    if !md.is_file() {
+        return Err(format!(
+            "--audit-script {}: not a regular file",
+            script.display()
+        ));
+    }
+    if nix::unistd::access(script, nix::unistd::AccessFlags::X_OK).is_err() {
+        return Err(format!(
+            "--audit-script {}: not executable (chmod +x it, or give an interpreter's script to a wrapper)",
+            script.display()
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +220,14 @@ pub fn run_script(script: &Path, req: &AuditRequest<'_>, timeout: Duration) -> A
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Ok(s),
+            Ok(None) if req.interrupts.count() > 0 => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!(
+                    "was killed: kharden was interrupted by signal {}",
+                    req.interrupts.last_signal()
+                ));
+            }
             Ok(None) if start.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -318,6 +350,7 @@ mod tests {
             files: &[],
             running_argv: None,
             manifest_argv: None,
+            interrupts: &crate::signals::NoInterrupts,
         };
         let write = |name: &str, body: &str| {
             use std::os::unix::fs::PermissionsExt;

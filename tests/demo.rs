@@ -81,7 +81,7 @@ fn the_demo_runs_to_the_end_and_leaves_nothing_running() {
         "a rollback was not proven: {stdout}"
     );
     assert!(
-        stdout.contains("restoring before -> rolled-back"),
+        stdout.contains("before restored (the last known-good wins) -> rolled-back"),
         "{stdout}"
     );
     assert!(

@@ -96,9 +96,9 @@ impl Sim {
             stable_for_secs: 1,
             ..Default::default()
         };
-        let root = kharden::paths::HostRoot::new(Some(self.dir.path()));
+        let root = kharden::root::HostRoot::new(Some(self.dir.path())).unwrap();
         let contents = std::fs::read(manifest).unwrap();
-        let mut p = kharden::probe_gate::params_for(
+        let mut p = kharden::gate::params_for(
             &root,
             &spec,
             &contents,
@@ -255,8 +255,7 @@ fn needs_manual_holds_its_files_until_the_operator_resolves_it() {
             .args(["harden", "--no-gate", "--only", "1.2.17,1.2.18"]));
     assert_eq!(code, 5, "{out}\n{err}");
     assert!(
-        out.contains("refused (files of an unresolved needs-manual transaction)")
-            && out.contains("kharden journal resolve 1"),
+        out.contains("refused:\n") && out.contains("kharden journal resolve 1"),
         "{out}"
     );
     assert_eq!(std::fs::read(&m).unwrap(), held, "nothing was written");
@@ -366,7 +365,7 @@ fn killing_kharden_during_the_gate_then_recover_reverts() {
     std::fs::write(&sim.reject_file, "").unwrap();
     let (code, out, err) = run(sim.kharden().arg("recover"));
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("restoring before"), "{out}");
+    assert!(out.contains("before restored"), "{out}");
     assert_eq!(std::fs::read(&m).unwrap(), before);
     assert_eq!(sim.log()["transactions"][0]["state"], "rolled-back");
     sim.wait_healthy(&m);

@@ -81,6 +81,7 @@ pub fn record(
         state: State::Prepared,
         rollback_cause: None,
         reason: None,
+        temp_tag: kharden::durable::new_temp_tag(),
     };
     let id = journal.prepare(rec, &[before, after], now_ms)?;
     journal.add_events(

@@ -1,21 +1,29 @@
 //! The command line (DESIGN.md, "Command line"), as clap derive types.
+//!
+//! Every number is bounded here, at parse time: a duration or a count out of range is a usage
+//! error (exit 2), never an overflow later (`--health-timeout 18446744073709551615` used to
+//! panic adding it to the clock). The library's enums know nothing of clap: the few that the
+//! command line chooses have a mirror here.
 
-use crate::txn::Policy;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// The longest gate, audit script or lock wait kharden accepts: a day.
+pub const MAX_SECS: u64 = 86_400;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "kharden",
     version,
-    about = "Harden Kubernetes control-plane static pods without ever leaving them broken",
+    about = "Harden Kubernetes nodes without ever leaving them broken",
     long_about = "kharden changes flags in static pod manifests as transactions: the intent is \
 journaled, the file is replaced atomically, kubelet's restart of the component is proven, the \
 component must stay healthy, the change is audited on the running process, and only then is the \
 transaction committed. Anything else ends in an automatic, verified rollback.",
     after_help = "Exit codes: 0 success, 1 error (nothing changed), 2 usage, 3 rolled back (gate failed), \
 4 rolled back (audit failed), 5 needs manual intervention, 6 conflict found by recovery, \
-7 lock held by another kharden, 8 journal fault."
+7 lock held by another kharden, 8 journal fault, 9 interrupted by a signal (rolled back, or left \
+for recover), 10 drift found, 70 internal error."
 )]
 pub struct Cli {
     /// Where the journal and the lock live.
@@ -42,7 +50,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Wait up to SECS for another kharden to release the lock.
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 0)]
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECS))]
     pub wait: u64,
     #[command(subcommand)]
     pub command: Command,
@@ -74,10 +83,11 @@ pub enum Command {
     #[command(subcommand)]
     Journal(JournalCommand),
     /// Evaluate the CIS benchmark's control-plane controls on this node.
-    Audit(CisAuditArgs),
+    Audit(AuditCmdArgs),
     /// Fix every failing control that can be fixed safely, one gated transaction at a time.
     Harden(HardenArgs),
     /// A self-contained run on a simulated control-plane node (about a minute).
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Print shell completions to stdout.
     Completions {
@@ -88,6 +98,7 @@ pub enum Command {
     Man,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Keep the simulated node's directory (journal, manifests, logs) for poking.
@@ -102,8 +113,17 @@ pub enum ReportFormat {
     Junit,
 }
 
+/// Which argv `kharden audit` evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    /// The running process when found, else the manifest.
+    Auto,
+    Manifest,
+    Running,
+}
+
 #[derive(Debug, Args)]
-pub struct CisAuditArgs {
+pub struct AuditCmdArgs {
     /// Benchmark version (see the catalog).
     #[arg(long, default_value = kharden_catalog::DEFAULT_BENCHMARK)]
     pub benchmark: String,
@@ -117,8 +137,8 @@ pub struct CisAuditArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub exit_code: u8,
     /// Evaluate the running process (auto: when found), or the manifest.
-    #[arg(long, value_enum, default_value_t = crate::cis::SourcePolicy::Auto)]
-    pub source: crate::cis::SourcePolicy,
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    pub source: SourceArg,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +166,8 @@ pub struct HardenArgs {
     pub gate: GateArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
 }
 
 /// Flag changes, applied in the order given.
@@ -185,11 +207,13 @@ impl ChangeArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct GateArgs {
-    /// Give up on the gate after SECS (the deadline is stored in the journal).
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    /// Give up on the gate after SECS (1 to 86400; the deadline is stored in the journal).
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub health_timeout: u64,
-    /// The component must stay healthy, same process, for SECS.
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    /// The component must stay healthy, same process, for SECS (at most --health-timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECS))]
     pub stable_for: u64,
     /// Probe this URL instead of the manifest's own httpGet probe.
     #[arg(long, value_name = "URL")]
@@ -213,12 +237,25 @@ pub struct AuditArgs {
     /// Run this program after the gate; exit 0 passes (argv, no shell).
     #[arg(long, value_name = "PATH")]
     pub audit_script: Option<PathBuf>,
-    /// Kill the audit script after SECS.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Kill the audit script after SECS (1 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub audit_timeout: u64,
     /// Skip the built-in audit of the running process's argv.
     #[arg(long)]
     pub no_audit: bool,
+}
+
+/// What a transaction may override, explicitly.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SafetyArgs {
+    /// Let an automatic rollback write over a file that matches neither side of the
+    /// transaction (a hand edit made meanwhile); its contents are still kept in the journal.
+    #[arg(long)]
+    pub force: bool,
+    /// Replace a managed file that has other hard links (they keep the old contents).
+    #[arg(long)]
+    pub split_hardlinks: bool,
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +274,8 @@ pub struct ApplyArgs {
     pub gate: GateArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -248,13 +287,23 @@ pub struct EditArgs {
     pub changes: ChangeArgs,
 }
 
+/// `kharden recover --policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Restore the before side of an edit that never passed its gate (no network).
+    Revert,
+    /// Write the after side and gate and audit again.
+    Resume,
+}
+
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
     /// revert: restore the before side of an edit that never passed its gate (no network);
     /// resume: write the after side and gate and audit again.
-    #[arg(long, value_enum, default_value_t = Policy::Revert)]
-    pub policy: Policy,
-    /// Also overwrite files that match neither side of their transaction.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Revert)]
+    pub policy: PolicyArg,
+    /// Also overwrite files that match neither side of their transaction (their contents are
+    /// kept in the journal first).
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
@@ -268,14 +317,17 @@ pub struct RollbackArgs {
     pub gate: GateArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
     /// Transactions, newest first.
     Log {
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        #[arg(long, default_value_t = 20,
+              value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        limit: u64,
         /// Only transactions in this state (prepared, committed, rolled-back, ...).
         #[arg(long)]
         state: Option<String>,
@@ -288,8 +340,8 @@ pub enum JournalCommand {
     Verify,
     /// Delete all but the newest N terminal transactions, then unreferenced blobs.
     Prune {
-        #[arg(long)]
-        keep: usize,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+        keep: u64,
     },
     /// Say that a needs-manual transaction's files are dealt with (restored by hand, or
     /// accepted as they are), so that kharden may change them again.

@@ -9,8 +9,10 @@
 //! success (DESIGN.md invariant 8).
 
 pub mod local;
+pub mod memory;
 mod real;
 
+pub use memory::MemStorage;
 pub use real::RealStorage;
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +41,101 @@ impl FileMeta {
 pub struct FileState {
     pub contents: Vec<u8>,
     pub meta: FileMeta,
+    /// Hard links to the inode (a replace splits them: see [`crate::txn`]).
+    pub nlink: u64,
+}
+
+/// What a file must hold right before kharden renames over it or removes it: the read that
+/// planned the change, checked again at the last moment (another writer's change in between
+/// is refused, not lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No file there.
+    Absent,
+    /// A regular file with these contents (blake3).
+    Contents([u8; 32]),
+}
+
+impl Expect {
+    /// What `found` is, as an expectation.
+    pub fn of(found: Option<&[u8]>) -> Expect {
+        match found {
+            None => Expect::Absent,
+            Some(c) => Expect::Contents(hash(c)),
+        }
+    }
+
+    pub fn holds(&self, found: Option<&[u8]>) -> bool {
+        *self == Expect::of(found)
+    }
+}
+
+/// The names of one transaction's temp files: `.<name>.kharden-<txid>-<tag>-<attempt>`, the
+/// tag random per transaction and kept in its journal record, the attempt counting the
+/// writes of that file by this process. Unique per attempt, so a stale temp (of a journal
+/// that was moved aside, say) is never reused, written over, or removed by kharden: only
+/// names that match a journaled transaction's tag are kharden's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TempName {
+    pub txid: u64,
+    /// [`crate::journal::TEMP_TAG_V1`]: a format-1 transaction, whose only temp name was
+    /// `.<name>.kharden-<txid>`.
+    pub tag: u64,
+}
+
+impl TempName {
+    /// The prefix every temp of `path` in this transaction starts with.
+    pub fn prefix(&self, path: &Path) -> Option<String> {
+        let name = path.file_name()?.to_str()?;
+        Some(if self.tag == crate::journal::TEMP_TAG_V1 {
+            format!(".{name}.kharden-{}", self.txid)
+        } else {
+            format!(".{name}.kharden-{}-{:016x}-", self.txid, self.tag)
+        })
+    }
+
+    /// The temp of `path` for one attempt.
+    pub fn path(&self, path: &Path, attempt: u32) -> Option<PathBuf> {
+        let prefix = self.prefix(path)?;
+        Some(if self.tag == crate::journal::TEMP_TAG_V1 {
+            path.with_file_name(prefix)
+        } else {
+            path.with_file_name(format!("{prefix}{attempt}"))
+        })
+    }
+
+    /// Whether `file_name` (in `path`'s directory) is one of this transaction's temps of
+    /// `path`.
+    pub fn matches(&self, path: &Path, file_name: &str) -> bool {
+        let Some(prefix) = self.prefix(path) else {
+            return false;
+        };
+        if self.tag == crate::journal::TEMP_TAG_V1 {
+            return file_name == prefix;
+        }
+        file_name
+            .strip_prefix(&prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+/// A new random temp tag (never [`crate::journal::TEMP_TAG_V1`]).
+pub fn new_temp_tag() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom writes at most `buf.len()` bytes into the buffer it is given.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let tag = if n == 8 {
+        u64::from_ne_bytes(buf)
+    } else {
+        // No getrandom: the time and the pid still make a collision with a stale temp of
+        // another journal practically impossible.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        t ^ (u64::from(std::process::id()) << 32)
+    };
+    tag.max(1)
 }
 
 /// Errors of file effects. Each names the path and the step that failed.
@@ -59,6 +156,8 @@ pub enum DurableError {
     TooLarge { path: PathBuf, len: u64, limit: u64 },
     #[error("{path}: has no parent directory or file name")]
     BadPath { path: PathBuf },
+    #[error("{path}: changed by another writer while kharden was writing it; nothing was written over it")]
+    Moved { path: PathBuf },
 }
 
 impl DurableError {
@@ -71,8 +170,9 @@ impl DurableError {
     }
 }
 
-/// The largest managed file kharden reads (manifests and their config files are KiBs).
-pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// The largest managed file kharden reads or writes: the one size limit, shared with the
+/// editor (a static pod manifest, a kubelet configuration or an audit policy is KiBs).
+pub const MAX_FILE_BYTES: u64 = kharden_manifest::MAX_MANIFEST_BYTES as u64;
 
 /// File effects, real or simulated.
 pub trait Storage {
@@ -80,22 +180,26 @@ pub trait Storage {
     /// non-regular file.
     fn read(&self, path: &Path) -> Result<Option<FileState>, DurableError>;
 
-    /// Durably replace (or create) `path` with `contents` and `meta`, through the temp file
-    /// named by [`temp_path`]`(path, tag)`.
+    /// Durably replace (or create) `path` with `contents` and `meta`, through a temp file
+    /// named by `temp` (attempt numbers are the storage's to choose). Right before the rename,
+    /// `path` must still be as `expect` says, or nothing is written over it
+    /// ([`DurableError::Moved`]).
     fn replace(
         &self,
         path: &Path,
         contents: &[u8],
         meta: &FileMeta,
-        tag: &str,
+        temp: &TempName,
+        expect: Expect,
     ) -> Result<(), DurableError>;
 
-    /// Durably remove `path` (unlink, then fsync its directory). Absent is not an error.
-    fn remove(&self, path: &Path) -> Result<(), DurableError>;
+    /// Durably remove `path` (unlink, then fsync its directory), if it is still as `expect`
+    /// says. Absent is not an error.
+    fn remove(&self, path: &Path, expect: Expect) -> Result<(), DurableError>;
 
-    /// Remove the temp file a replace of `path` with `tag` may have left. Returns whether one
-    /// was there.
-    fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError>;
+    /// Remove every temp file of `path` that `temp` names (and nothing else). Returns the
+    /// names removed.
+    fn remove_temps(&self, path: &Path, temp: &TempName) -> Result<Vec<PathBuf>, DurableError>;
 
     /// Make what `path` holds now durable, whatever it is: fsync the file (when it exists)
     /// and its directory.
@@ -107,13 +211,10 @@ pub trait Storage {
     /// that was *found* rather than *written*, the engine syncs it (found by the power-loss
     /// simulation, VOPR seeds 1359 and 1964).
     fn sync(&self, path: &Path) -> Result<(), DurableError>;
-}
 
-/// The temp file used to replace `path`: `.<name>.kharden-<tag>` beside it. The leading dot
-/// keeps kubelet from loading it as a pod (DESIGN.md invariant 4).
-pub fn temp_path(path: &Path, tag: &str) -> Option<PathBuf> {
-    let name = path.file_name()?.to_str()?;
-    Some(path.with_file_name(format!(".{name}.kharden-{tag}")))
+    /// The names in directory `dir`, sorted (`None`: no such directory). For finding the
+    /// static pod manifests as kubelet does.
+    fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError>;
 }
 
 /// The blake3 hash of some contents, as kept in the journal.

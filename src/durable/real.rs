@@ -1,6 +1,6 @@
 //! [`Storage`] on the real file system, with every fsync the design asks for.
 
-use super::{DurableError, FileMeta, FileState, Storage, MAX_FILE_BYTES};
+use super::{DurableError, Expect, FileMeta, FileState, Storage, TempName, MAX_FILE_BYTES};
 use crate::failpoint;
 use nix::fcntl::{openat, renameat, AtFlags, OFlag};
 use nix::sys::stat::{fchmod, fstatat, Mode, SFlag};
@@ -226,6 +226,14 @@ impl Storage for RealStorage {
             .take(MAX_FILE_BYTES + 1)
             .read_to_end(&mut contents)
             .map_err(|e| DurableError::io(path, "read", e))?;
+        if contents.len() as u64 > MAX_FILE_BYTES {
+            // It grew between the stat and the read.
+            return Err(DurableError::TooLarge {
+                path: path.to_path_buf(),
+                len: contents.len() as u64,
+                limit: MAX_FILE_BYTES,
+            });
+        }
         Ok(Some(FileState {
             contents,
             meta: FileMeta {
@@ -233,6 +241,8 @@ impl Storage for RealStorage {
                 uid: st.st_uid,
                 gid: st.st_gid,
             },
+            #[allow(clippy::unnecessary_cast)] // st_nlink is u32 on some targets
+            nlink: st.st_nlink as u64,
         }))
     }
 
@@ -241,15 +251,20 @@ impl Storage for RealStorage {
         path: &Path,
         contents: &[u8],
         meta: &FileMeta,
-        tag: &str,
+        temp: &TempName,
+        expect: Expect,
     ) -> Result<(), DurableError> {
         let (dir, name) = split(path)?;
-        let temp = super::temp_path(path, tag).ok_or_else(|| DurableError::BadPath {
+        let bad = || DurableError::BadPath {
             path: path.to_path_buf(),
-        })?;
-        let temp_name = temp.file_name().ok_or_else(|| DurableError::BadPath {
-            path: path.to_path_buf(),
-        })?;
+        };
+        if contents.len() as u64 > MAX_FILE_BYTES {
+            return Err(DurableError::TooLarge {
+                path: path.to_path_buf(),
+                len: contents.len() as u64,
+                limit: MAX_FILE_BYTES,
+            });
+        }
         let dirfd = open_dir(dir, path)?;
         refuse_non_regular(kind_at(&dirfd, name, path)?, path)?;
         // The original, opened without following links, to copy its xattrs.
@@ -265,13 +280,35 @@ impl Storage for RealStorage {
         };
 
         failpoint::hit("durable.replace.before_create");
-        let fd = openat(
-            &dirfd,
-            temp_name,
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| DurableError::io(&temp, "create temp file", e.into()))?;
+        // A fresh name per attempt: an existing one (a stale temp of another journal) is
+        // never opened, written or removed.
+        let (temp_path, fd) = {
+            let mut attempt = 0u32;
+            loop {
+                let tp = temp.path(path, attempt).ok_or_else(bad)?;
+                let tn = tp.file_name().ok_or_else(bad)?.to_os_string();
+                match openat(
+                    &dirfd,
+                    tn.as_os_str(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                ) {
+                    Ok(fd) => break (tp, fd),
+                    Err(nix::errno::Errno::EEXIST)
+                        if attempt < 64 && temp.tag != crate::journal::TEMP_TAG_V1 =>
+                    {
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(DurableError::io(&tp, "create temp file", e.into())),
+                }
+            }
+        };
+        let temp_name = temp_path.file_name().ok_or_else(bad)?.to_os_string();
+        let temp_name = temp_name.as_os_str();
         // Everything up to the rename works on the temp file only; if a step fails, the temp
         // file is removed (best effort) so that no failed write leaves one behind.
         let prepared = (|| {
@@ -282,21 +319,39 @@ impl Storage for RealStorage {
                 Some(Uid::from_raw(meta.uid)),
                 Some(Gid::from_raw(meta.gid)),
             )
-            .map_err(|e| DurableError::io(&temp, "chown temp file", e.into()))?;
+            .map_err(|e| DurableError::io(&temp_path, "chown temp file", e.into()))?;
             fchmod(&fd, Mode::from_bits_truncate(meta.mode))
-                .map_err(|e| DurableError::io(&temp, "chmod temp file", e.into()))?;
+                .map_err(|e| DurableError::io(&temp_path, "chmod temp file", e.into()))?;
             if let Some(orig) = &original {
-                copy_xattrs(orig, &fd, &temp)?;
+                copy_xattrs(orig, &fd, &temp_path)?;
             }
             failpoint::hit("durable.replace.created");
             let mut file = File::from(fd);
             file.write_all(contents)
-                .map_err(|e| DurableError::io(&temp, "write temp file", e))?;
+                .map_err(|e| DurableError::io(&temp_path, "write temp file", e))?;
             failpoint::hit("durable.replace.written");
             file.sync_all()
-                .map_err(|e| DurableError::io(&temp, "fsync temp file", e))?;
+                .map_err(|e| DurableError::io(&temp_path, "fsync temp file", e))?;
             failpoint::hit("durable.replace.synced");
-            close_checked(OwnedFd::from(file), &temp)?;
+            close_checked(OwnedFd::from(file), &temp_path)?;
+            // The last look before the rename: the target must still be what the plan read
+            // (another writer's change in between is refused, not lost; the window left is
+            // this check to the rename, see docs/crash-safety.md).
+            let now = open_regular(&dirfd, name, path)?
+                .map(|(mut f, _)| {
+                    let mut buf = Vec::new();
+                    (&mut f)
+                        .take(MAX_FILE_BYTES + 1)
+                        .read_to_end(&mut buf)
+                        .map(|_| buf)
+                })
+                .transpose()
+                .map_err(|e| DurableError::io(path, "read before rename", e))?;
+            if !expect.holds(now.as_deref()) {
+                return Err(DurableError::Moved {
+                    path: path.to_path_buf(),
+                });
+            }
             Ok(())
         })();
         if let Err(e) = prepared {
@@ -317,12 +372,27 @@ impl Storage for RealStorage {
         Ok(())
     }
 
-    fn remove(&self, path: &Path) -> Result<(), DurableError> {
+    fn remove(&self, path: &Path, expect: Expect) -> Result<(), DurableError> {
         let (dir, name) = split(path)?;
         let Some(dirfd) = open_dir_if_exists(dir, path)? else {
             return Ok(());
         };
         refuse_non_regular(kind_at(&dirfd, name, path)?, path)?;
+        let now = open_regular(&dirfd, name, path)?
+            .map(|(mut f, _)| {
+                let mut buf = Vec::new();
+                (&mut f)
+                    .take(MAX_FILE_BYTES + 1)
+                    .read_to_end(&mut buf)
+                    .map(|_| buf)
+            })
+            .transpose()
+            .map_err(|e| DurableError::io(path, "read before unlink", e))?;
+        if now.is_some() && !expect.holds(now.as_deref()) {
+            return Err(DurableError::Moved {
+                path: path.to_path_buf(),
+            });
+        }
         failpoint::hit("durable.remove.before");
         match unlinkat(&dirfd, name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
@@ -334,25 +404,59 @@ impl Storage for RealStorage {
         Ok(())
     }
 
-    fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
+    fn remove_temps(
+        &self,
+        path: &Path,
+        temp: &TempName,
+    ) -> Result<Vec<std::path::PathBuf>, DurableError> {
         let (dir, _) = split(path)?;
-        let temp = super::temp_path(path, tag).ok_or_else(|| DurableError::BadPath {
-            path: path.to_path_buf(),
-        })?;
-        let Some(temp_name) = temp.file_name() else {
-            return Ok(false);
-        };
         let Some(dirfd) = open_dir_if_exists(dir, path)? else {
-            return Ok(false);
+            return Ok(Vec::new());
         };
-        match unlinkat(&dirfd, temp_name, UnlinkatFlags::NoRemoveDir) {
-            Ok(()) => {
-                fsync_dir(&dirfd, &temp)?;
-                Ok(true)
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(DurableError::io(path, "list directory", e)),
+        };
+        let mut removed = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| DurableError::io(path, "list directory", e))?;
+            let fname = entry.file_name();
+            let Some(n) = fname.to_str() else { continue };
+            if !temp.matches(path, n) {
+                continue;
             }
-            Err(nix::errno::Errno::ENOENT) => Ok(false),
-            Err(e) => Err(DurableError::io(&temp, "remove temp file", e.into())),
+            match unlinkat(&dirfd, fname.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                Ok(()) => removed.push(dir.join(&fname)),
+                Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => {
+                    return Err(DurableError::io(
+                        &dir.join(&fname),
+                        "remove temp file",
+                        e.into(),
+                    ))
+                }
+            }
         }
+        if !removed.is_empty() {
+            fsync_dir(&dirfd, path)?;
+        }
+        Ok(removed)
+    }
+
+    fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(DurableError::io(dir, "list directory", e)),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| DurableError::io(dir, "list directory", e))?;
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(Some(names))
     }
 
     fn sync(&self, path: &Path) -> Result<(), DurableError> {
@@ -375,6 +479,11 @@ impl Storage for RealStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::durable::hash;
+
+    fn tn(txid: u64) -> TempName {
+        TempName { txid, tag: 0xabc }
+    }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
@@ -389,7 +498,14 @@ mod tests {
         }
         let st = RealStorage;
         let before = st.read(&p).unwrap().unwrap();
-        st.replace(&p, b"new", &before.meta, "7").unwrap();
+        st.replace(
+            &p,
+            b"new",
+            &before.meta,
+            &tn(7),
+            Expect::Contents(hash(b"old")),
+        )
+        .unwrap();
         let md = std::fs::metadata(&p).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
         assert_eq!(md.mode() & 0o7777, 0o640);
@@ -413,7 +529,7 @@ mod tests {
         let st = RealStorage;
         assert!(matches!(st.read(&link), Err(DurableError::Symlink { .. })));
         assert!(matches!(
-            st.replace(&link, b"y", &FileMeta::NEW_FILE, "1"),
+            st.replace(&link, b"y", &FileMeta::NEW_FILE, &tn(1), Expect::Absent),
             Err(DurableError::Symlink { .. })
         ));
         assert_eq!(std::fs::read(&real).unwrap(), b"x");
@@ -465,16 +581,24 @@ mod tests {
                 uid: nix::unistd::geteuid().as_raw(),
                 gid: nix::unistd::getegid().as_raw(),
             },
-            "3",
+            &tn(3),
+            Expect::Absent,
         )
         .unwrap();
         assert_eq!(st.read(&p).unwrap().unwrap().contents, b"a");
-        std::fs::write(super::super::temp_path(&p, "3").unwrap(), b"partial").unwrap();
-        assert!(st.remove_temp(&p, "3").unwrap());
-        assert!(!st.remove_temp(&p, "3").unwrap());
-        st.remove(&p).unwrap();
+        let t = tn(3).path(&p, 5).unwrap();
+        std::fs::write(&t, b"partial").unwrap();
+        // A stale temp of another transaction, or one that only looks like ours: kept.
+        let other = tn(4).path(&p, 0).unwrap();
+        std::fs::write(&other, b"not ours").unwrap();
+        let lookalike = p.with_file_name(format!("{}x", t.file_name().unwrap().to_str().unwrap()));
+        std::fs::write(&lookalike, b"not ours").unwrap();
+        assert_eq!(st.remove_temps(&p, &tn(3)).unwrap(), vec![t.clone()]);
+        assert!(st.remove_temps(&p, &tn(3)).unwrap().is_empty());
+        assert!(other.exists() && lookalike.exists());
+        st.remove(&p, Expect::Contents(hash(b"a"))).unwrap();
         assert!(st.read(&p).unwrap().is_none());
-        st.remove(&p).unwrap();
+        st.remove(&p, Expect::Absent).unwrap();
     }
 
     #[test]
@@ -493,7 +617,8 @@ mod tests {
         }
         let st = RealStorage;
         let meta = st.read(&p).unwrap().unwrap().meta;
-        st.replace(&p, b"new", &meta, "1").unwrap();
+        st.replace(&p, b"new", &meta, &tn(1), Expect::Contents(hash(b"old")))
+            .unwrap();
         let mut buf = [0u8; 8];
         // SAFETY: valid C strings and buffer.
         let n = unsafe {
@@ -506,5 +631,51 @@ mod tests {
         };
         assert_eq!(n, 2);
         assert_eq!(&buf[..2], b"v1");
+    }
+}
+
+#[cfg(test)]
+mod race_tests {
+    use super::*;
+    use crate::durable::hash;
+
+    #[test]
+    fn a_stale_temp_with_our_first_name_is_neither_used_nor_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.yaml");
+        std::fs::write(&p, b"old").unwrap();
+        let t = TempName { txid: 9, tag: 77 };
+        let stale = t.path(&p, 0).unwrap();
+        std::fs::write(&stale, b"someone else's").unwrap();
+        let meta = RealStorage.read(&p).unwrap().unwrap().meta;
+        RealStorage
+            .replace(&p, b"new", &meta, &t, Expect::Contents(hash(b"old")))
+            .unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(std::fs::read(&stale).unwrap(), b"someone else's");
+    }
+
+    #[test]
+    fn a_target_changed_since_the_plan_is_not_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.yaml");
+        std::fs::write(&p, b"edited by someone").unwrap();
+        let meta = RealStorage.read(&p).unwrap().unwrap().meta;
+        let t = TempName { txid: 1, tag: 5 };
+        assert!(matches!(
+            RealStorage.replace(&p, b"new", &meta, &t, Expect::Contents(hash(b"old"))),
+            Err(DurableError::Moved { .. })
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), b"edited by someone");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp left"
+        );
+        assert!(matches!(
+            RealStorage.remove(&p, Expect::Contents(hash(b"old"))),
+            Err(DurableError::Moved { .. })
+        ));
+        assert!(p.exists());
     }
 }

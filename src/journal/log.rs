@@ -230,6 +230,8 @@ impl Journal {
             state: State::Prepared,
             rollback_cause: None,
             reason: None,
+            // A refusal writes no file, so it has no temp.
+            temp_tag: 1,
         };
         let id = self.prepare(rec, &[], now_ms)?;
         self.transition(

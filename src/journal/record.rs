@@ -13,6 +13,7 @@ pub type TxId = u64;
 
 /// The states of DESIGN.md's transaction, plus `Aborted` (recovery found the files untouched).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum State {
     Prepared,
     Applied,
@@ -159,6 +160,8 @@ pub enum RollbackCause {
     AuditFailed,
     WriteFailed,
     Recovery,
+    /// SIGTERM, SIGINT or SIGHUP during the gate or the audit.
+    Interrupted,
 }
 
 /// The transaction's head record (events are kept apart).
@@ -180,7 +183,14 @@ pub struct TxnRecord {
     pub rollback_cause: Option<RollbackCause>,
     /// The last reason given for a state change (gate failure, conflict...).
     pub reason: Option<String>,
+    /// Random, chosen at prepare: the temp files of this transaction are
+    /// `.<name>.kharden-<id>-<tag as 16 hex digits>-<attempt>` ([`crate::durable::TempName`]);
+    /// [`TEMP_TAG_V1`] for a transaction of format 1 (`.<name>.kharden-<id>`).
+    pub temp_tag: u64,
 }
+
+/// The temp tag of a format-1 transaction, whose temps were named `.<name>.kharden-<id>`.
+pub const TEMP_TAG_V1: u64 = 0;
 
 /// Outcome class of one health probe (kept apart, as DESIGN.md asks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -241,6 +251,13 @@ pub enum EventKind {
     /// end keeps every older record decodable.
     Resolved {
         note: Option<String>,
+    },
+    /// A signal (SIGTERM, SIGINT, SIGHUP) arrived during the gate or the audit; `second`:
+    /// another one after the first, which stops kharden and leaves the transaction to
+    /// `kharden recover`.
+    Signal {
+        signal: i32,
+        second: bool,
     },
 }
 

@@ -18,7 +18,7 @@ use super::record as domain;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Format version written by this build (first byte of every record).
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
 
 /// Errors decoding a record.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +230,102 @@ pub mod v1 {
     }
 }
 
+/// Format 2: a transaction records the random tag of its temp files (so that only the
+/// temps the journal names are ever removed), a rollback may be caused by a signal, and a
+/// transaction may be interrupted. Enums of this format may grow by appending variants (older
+/// records still decode); anything else is a new format.
+pub mod v2 {
+    use serde::{Deserialize, Serialize};
+
+    pub use super::v1::{
+        AuditSpec, Change, FileMeta, FileRecord, GateSpec, Image, Mount, ProbeClass, Side, State,
+        TxnKind,
+    };
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RollbackCause {
+        GateFailed,
+        AuditFailed,
+        WriteFailed,
+        Recovery,
+        /// SIGTERM, SIGINT or SIGHUP during the gate or the audit.
+        Interrupted,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct TxnRecord {
+        pub id: u64,
+        pub kind: TxnKind,
+        pub created_ms: u64,
+        pub updated_ms: u64,
+        pub summary: String,
+        pub files: Vec<FileRecord>,
+        pub gate: GateSpec,
+        pub audit: AuditSpec,
+        pub deadline_ms: u64,
+        pub state: State,
+        pub rollback_cause: Option<RollbackCause>,
+        pub reason: Option<String>,
+        /// Random, chosen at prepare: every temp file of this transaction is named
+        /// `.<name>.kharden-<id>-<tag as 16 hex digits>-<attempt>`.
+        pub temp_tag: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum EventKind {
+        State {
+            state: State,
+            note: Option<String>,
+        },
+        FileWritten {
+            path: String,
+            side: Side,
+        },
+        FileRemoved {
+            path: String,
+            side: Side,
+        },
+        Probe {
+            class: ProbeClass,
+            pid: Option<i32>,
+            restarted: bool,
+            detail: String,
+        },
+        Audit {
+            passed: bool,
+            detail: String,
+            output: Option<String>,
+        },
+        Recovery {
+            action: String,
+        },
+        /// `found` is the hash of what the file held (kept in the blob table), `None` when
+        /// it was absent.
+        Conflict {
+            path: String,
+            found: Option<[u8; 32]>,
+        },
+        TempRemoved {
+            path: String,
+        },
+        Note(String),
+        Resolved {
+            note: Option<String>,
+        },
+        /// A signal arrived during the gate or the audit.
+        Signal {
+            signal: i32,
+            second: bool,
+        },
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Event {
+        pub time_ms: u64,
+        pub kind: EventKind,
+    }
+}
+
 /// A domain type and its on-disk form in the current format.
 pub trait Stored: Sized {
     /// The current format's type.
@@ -259,7 +355,6 @@ pub fn decode<T: Stored>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// Decode a format-1 body (used by every later format's `decode_older`).
-#[allow(dead_code)]
 fn postcard_v1<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, CodecError> {
     Ok(postcard::from_bytes(body)?)
 }
@@ -486,33 +581,67 @@ impl From<v1::TxnKind> for domain::TxnKind {
     }
 }
 
-impl From<domain::RollbackCause> for v1::RollbackCause {
+impl From<domain::RollbackCause> for v2::RollbackCause {
     fn from(c: domain::RollbackCause) -> Self {
         match c {
-            domain::RollbackCause::GateFailed => v1::RollbackCause::GateFailed,
-            domain::RollbackCause::AuditFailed => v1::RollbackCause::AuditFailed,
-            domain::RollbackCause::WriteFailed => v1::RollbackCause::WriteFailed,
-            domain::RollbackCause::Recovery => v1::RollbackCause::Recovery,
+            domain::RollbackCause::GateFailed => v2::RollbackCause::GateFailed,
+            domain::RollbackCause::AuditFailed => v2::RollbackCause::AuditFailed,
+            domain::RollbackCause::WriteFailed => v2::RollbackCause::WriteFailed,
+            domain::RollbackCause::Recovery => v2::RollbackCause::Recovery,
+            domain::RollbackCause::Interrupted => v2::RollbackCause::Interrupted,
         }
     }
 }
 
-impl From<v1::RollbackCause> for domain::RollbackCause {
+impl From<v2::RollbackCause> for domain::RollbackCause {
+    fn from(c: v2::RollbackCause) -> Self {
+        match c {
+            v2::RollbackCause::GateFailed => domain::RollbackCause::GateFailed,
+            v2::RollbackCause::AuditFailed => domain::RollbackCause::AuditFailed,
+            v2::RollbackCause::WriteFailed => domain::RollbackCause::WriteFailed,
+            v2::RollbackCause::Recovery => domain::RollbackCause::Recovery,
+            v2::RollbackCause::Interrupted => domain::RollbackCause::Interrupted,
+        }
+    }
+}
+
+impl From<v1::RollbackCause> for v2::RollbackCause {
     fn from(c: v1::RollbackCause) -> Self {
         match c {
-            v1::RollbackCause::GateFailed => domain::RollbackCause::GateFailed,
-            v1::RollbackCause::AuditFailed => domain::RollbackCause::AuditFailed,
-            v1::RollbackCause::WriteFailed => domain::RollbackCause::WriteFailed,
-            v1::RollbackCause::Recovery => domain::RollbackCause::Recovery,
+            v1::RollbackCause::GateFailed => v2::RollbackCause::GateFailed,
+            v1::RollbackCause::AuditFailed => v2::RollbackCause::AuditFailed,
+            v1::RollbackCause::WriteFailed => v2::RollbackCause::WriteFailed,
+            v1::RollbackCause::Recovery => v2::RollbackCause::Recovery,
+        }
+    }
+}
+
+/// Format 1 had no temp tag: its temps were `.<name>.kharden-<id>` ([`domain::TEMP_TAG_V1`]).
+impl From<v1::TxnRecord> for v2::TxnRecord {
+    fn from(r: v1::TxnRecord) -> Self {
+        v2::TxnRecord {
+            id: r.id,
+            kind: r.kind,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            summary: r.summary,
+            files: r.files,
+            gate: r.gate,
+            audit: r.audit,
+            deadline_ms: r.deadline_ms,
+            state: r.state,
+            rollback_cause: r.rollback_cause.map(Into::into),
+            reason: r.reason,
+            temp_tag: domain::TEMP_TAG_V1,
         }
     }
 }
 
 impl Stored for domain::TxnRecord {
-    type Current = v1::TxnRecord;
+    type Current = v2::TxnRecord;
 
-    fn to_stored(&self) -> v1::TxnRecord {
-        v1::TxnRecord {
+    fn to_stored(&self) -> v2::TxnRecord {
+        v2::TxnRecord {
             id: self.id,
             kind: (&self.kind).into(),
             created_ms: self.created_ms,
@@ -525,10 +654,11 @@ impl Stored for domain::TxnRecord {
             state: self.state.into(),
             rollback_cause: self.rollback_cause.map(Into::into),
             reason: self.reason.clone(),
+            temp_tag: self.temp_tag,
         }
     }
 
-    fn from_stored(r: v1::TxnRecord) -> Self {
+    fn from_stored(r: v2::TxnRecord) -> Self {
         domain::TxnRecord {
             id: r.id,
             kind: r.kind.into(),
@@ -542,11 +672,17 @@ impl Stored for domain::TxnRecord {
             state: r.state.into(),
             rollback_cause: r.rollback_cause.map(Into::into),
             reason: r.reason,
+            temp_tag: r.temp_tag,
         }
     }
 
-    fn decode_older(version: u8, _body: &[u8]) -> Result<Self, CodecError> {
-        Err(CodecError::Version(version))
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
+        match version {
+            1 => Ok(Self::from_stored(
+                postcard_v1::<v1::TxnRecord>(body)?.into(),
+            )),
+            v => Err(CodecError::Version(v)),
+        }
     }
 }
 
@@ -600,19 +736,55 @@ impl From<v1::Side> for domain::Side {
     }
 }
 
-impl From<&domain::EventKind> for v1::EventKind {
+impl From<v1::EventKind> for v2::EventKind {
+    fn from(k: v1::EventKind) -> Self {
+        use v1::EventKind as K;
+        match k {
+            K::State { state, note } => v2::EventKind::State { state, note },
+            K::FileWritten { path, side } => v2::EventKind::FileWritten { path, side },
+            K::FileRemoved { path, side } => v2::EventKind::FileRemoved { path, side },
+            K::Probe {
+                class,
+                pid,
+                restarted,
+                detail,
+            } => v2::EventKind::Probe {
+                class,
+                pid,
+                restarted,
+                detail,
+            },
+            K::Audit {
+                passed,
+                detail,
+                output,
+            } => v2::EventKind::Audit {
+                passed,
+                detail,
+                output,
+            },
+            K::Recovery { action } => v2::EventKind::Recovery { action },
+            K::Conflict { path, found } => v2::EventKind::Conflict { path, found },
+            K::TempRemoved { path } => v2::EventKind::TempRemoved { path },
+            K::Note(n) => v2::EventKind::Note(n),
+            K::Resolved { note } => v2::EventKind::Resolved { note },
+        }
+    }
+}
+
+impl From<&domain::EventKind> for v2::EventKind {
     fn from(k: &domain::EventKind) -> Self {
         use domain::EventKind as D;
         match k.clone() {
-            D::State { state, note } => v1::EventKind::State {
+            D::State { state, note } => v2::EventKind::State {
                 state: state.into(),
                 note,
             },
-            D::FileWritten { path, side } => v1::EventKind::FileWritten {
+            D::FileWritten { path, side } => v2::EventKind::FileWritten {
                 path,
                 side: side.into(),
             },
-            D::FileRemoved { path, side } => v1::EventKind::FileRemoved {
+            D::FileRemoved { path, side } => v2::EventKind::FileRemoved {
                 path,
                 side: side.into(),
             },
@@ -621,7 +793,7 @@ impl From<&domain::EventKind> for v1::EventKind {
                 pid,
                 restarted,
                 detail,
-            } => v1::EventKind::Probe {
+            } => v2::EventKind::Probe {
                 class: class.into(),
                 pid,
                 restarted,
@@ -631,37 +803,38 @@ impl From<&domain::EventKind> for v1::EventKind {
                 passed,
                 detail,
                 output,
-            } => v1::EventKind::Audit {
+            } => v2::EventKind::Audit {
                 passed,
                 detail,
                 output,
             },
-            D::Recovery { action } => v1::EventKind::Recovery { action },
-            D::Conflict { path, found } => v1::EventKind::Conflict { path, found },
-            D::TempRemoved { path } => v1::EventKind::TempRemoved { path },
-            D::Note(n) => v1::EventKind::Note(n),
-            D::Resolved { note } => v1::EventKind::Resolved { note },
+            D::Recovery { action } => v2::EventKind::Recovery { action },
+            D::Conflict { path, found } => v2::EventKind::Conflict { path, found },
+            D::TempRemoved { path } => v2::EventKind::TempRemoved { path },
+            D::Note(n) => v2::EventKind::Note(n),
+            D::Resolved { note } => v2::EventKind::Resolved { note },
+            D::Signal { signal, second } => v2::EventKind::Signal { signal, second },
         }
     }
 }
 
-impl From<v1::EventKind> for domain::EventKind {
-    fn from(k: v1::EventKind) -> Self {
+impl From<v2::EventKind> for domain::EventKind {
+    fn from(k: v2::EventKind) -> Self {
         use domain::EventKind as D;
         match k {
-            v1::EventKind::State { state, note } => D::State {
+            v2::EventKind::State { state, note } => D::State {
                 state: state.into(),
                 note,
             },
-            v1::EventKind::FileWritten { path, side } => D::FileWritten {
+            v2::EventKind::FileWritten { path, side } => D::FileWritten {
                 path,
                 side: side.into(),
             },
-            v1::EventKind::FileRemoved { path, side } => D::FileRemoved {
+            v2::EventKind::FileRemoved { path, side } => D::FileRemoved {
                 path,
                 side: side.into(),
             },
-            v1::EventKind::Probe {
+            v2::EventKind::Probe {
                 class,
                 pid,
                 restarted,
@@ -672,7 +845,7 @@ impl From<v1::EventKind> for domain::EventKind {
                 restarted,
                 detail,
             },
-            v1::EventKind::Audit {
+            v2::EventKind::Audit {
                 passed,
                 detail,
                 output,
@@ -681,34 +854,44 @@ impl From<v1::EventKind> for domain::EventKind {
                 detail,
                 output,
             },
-            v1::EventKind::Recovery { action } => D::Recovery { action },
-            v1::EventKind::Conflict { path, found } => D::Conflict { path, found },
-            v1::EventKind::TempRemoved { path } => D::TempRemoved { path },
-            v1::EventKind::Note(n) => D::Note(n),
-            v1::EventKind::Resolved { note } => D::Resolved { note },
+            v2::EventKind::Recovery { action } => D::Recovery { action },
+            v2::EventKind::Conflict { path, found } => D::Conflict { path, found },
+            v2::EventKind::TempRemoved { path } => D::TempRemoved { path },
+            v2::EventKind::Note(n) => D::Note(n),
+            v2::EventKind::Resolved { note } => D::Resolved { note },
+            v2::EventKind::Signal { signal, second } => D::Signal { signal, second },
         }
     }
 }
 
 impl Stored for domain::Event {
-    type Current = v1::Event;
+    type Current = v2::Event;
 
-    fn to_stored(&self) -> v1::Event {
-        v1::Event {
+    fn to_stored(&self) -> v2::Event {
+        v2::Event {
             time_ms: self.time_ms,
             kind: (&self.kind).into(),
         }
     }
 
-    fn from_stored(e: v1::Event) -> Self {
+    fn from_stored(e: v2::Event) -> Self {
         domain::Event {
             time_ms: e.time_ms,
             kind: e.kind.into(),
         }
     }
 
-    fn decode_older(version: u8, _body: &[u8]) -> Result<Self, CodecError> {
-        Err(CodecError::Version(version))
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
+        match version {
+            1 => {
+                let e: v1::Event = postcard_v1(body)?;
+                Ok(Self::from_stored(v2::Event {
+                    time_ms: e.time_ms,
+                    kind: e.kind.into(),
+                }))
+            }
+            v => Err(CodecError::Version(v)),
+        }
     }
 }
 

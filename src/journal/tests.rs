@@ -17,6 +17,7 @@ fn rec(files: Vec<FileRecord>) -> TxnRecord {
         state: State::Prepared,
         rollback_cause: None,
         reason: None,
+        temp_tag: crate::durable::new_temp_tag(),
     }
 }
 

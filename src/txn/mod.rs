@@ -9,20 +9,31 @@
 //!
 //! [`Engine::run`] drives one transaction over a list of file operations; [`recover`] finishes
 //! or reverts whatever a crash left open. The engine is generic over the seams (storage, gate,
-//! audit, clock) so that tests can script every transition and crash anywhere.
+//! audit, clock, interrupts, progress) so that tests can script every transition and crash
+//! anywhere.
+//!
+//! Two rules hold everywhere a file is written (forward, rollback, recovery):
+//! - a file is only ever moved from one side of its transaction to the other: one that holds
+//!   neither side ([`holds`]) is a conflict. Forward, nothing is written and the transaction is
+//!   aborted; in a rollback, nothing is overwritten (without [`PlanOptions::force`]), its
+//!   contents are kept in the journal, and the transaction ends NeedsManual (DESIGN.md
+//!   invariants 5 and 11);
+//! - the storage checks again, right before its rename, that the file still holds what was
+//!   read ([`crate::durable::Expect`]): another writer's change in between is refused, not
+//!   lost.
 
 mod recover;
 
-pub use recover::{recover, Policy, RecoverReport, RecoveredTxn};
+pub use recover::{recover, Placement, Policy, RecoverReport, RecoveredTxn, RecoveryAction};
 
 use crate::audit::{Audit, AuditRequest};
-use crate::durable::{hash, DurableError, FileMeta, Storage};
+use crate::durable::{hash, new_temp_tag, DurableError, Expect, FileMeta, FileState, Storage};
 use crate::gate::{Gate, GateRequest, GateVerdict, Observation, Purpose};
 use crate::journal::{
     AuditSpec, Durable, Event, EventKind, FileRecord, GateSpec, Image, Journal, JournalError,
-    RollbackCause, Side, State, TxId, TxnKind, TxnRecord,
+    JournalRead, RollbackCause, Side, State, Transition, TxId, TxnKind, TxnRecord,
 };
-use crate::journal::{JournalRead, Transition};
+use crate::signals::{Interrupts, NoInterrupts};
 use kharden_manifest::Change;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,6 +48,8 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
+        // The one place kharden reads the wall clock (clippy.toml).
+        #[allow(clippy::disallowed_methods)]
         SystemTime::now()
     }
 }
@@ -49,6 +62,32 @@ pub fn to_ms(t: SystemTime) -> u64 {
 
 pub fn from_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// What the engine tells whoever watches (the CLI draws a progress line from it). Nothing
+/// here prints: the library never writes to the terminal.
+pub trait Progress {
+    /// A gate observation, as it is journaled.
+    fn observed(&self, _txid: TxId, _purpose: Purpose, _deadline: SystemTime, _o: &Observation) {}
+    /// The gate of `txid` is over (clear a progress line).
+    fn gate_done(&self, _txid: TxId) {}
+    /// A step of a longer command begins (`harden`).
+    fn step(&self, _what: &str) {}
+}
+
+/// No one watches.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Does this file state hold that image (`None`: absent)? The one comparison of a file with
+/// a side of its transaction, used by the engine, `kharden rollback` and recovery.
+pub fn holds(found: Option<&FileState>, image: Option<&Image>) -> bool {
+    match (found, image) {
+        (None, None) => true,
+        (Some(f), Some(i)) => hash(&f.contents) == i.hash,
+        _ => false,
+    }
 }
 
 /// One file of a plan.
@@ -65,6 +104,18 @@ pub struct FileOp {
     pub gated: bool,
 }
 
+/// Choices an operator makes about a transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// A rollback may overwrite a file that matches neither side (its contents are still
+    /// kept in the journal first). Off: such a file is a conflict, the transaction ends
+    /// NeedsManual.
+    pub force: bool,
+    /// Replace a file that has other hard links (the other names keep the old contents).
+    /// Off: refused.
+    pub split_hardlinks: bool,
+}
+
 /// A transaction to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -73,6 +124,32 @@ pub struct Plan {
     pub ops: Vec<FileOp>,
     pub gate: GateSpec,
     pub audit: AuditSpec,
+    pub options: PlanOptions,
+}
+
+/// What a rollback proved about the restored component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verified {
+    /// The gate proved the old component back and healthy.
+    Healthy,
+    /// The files were restored, no gate ran (`--no-gate`, or recovery before kubelet).
+    RestoredNotGated,
+    /// The files were restored; none of them is a gated manifest.
+    RestoredNothingToGate,
+}
+
+impl Verified {
+    /// What was verified, in words (for "the previous … is …").
+    pub fn text(self) -> &'static str {
+        match self {
+            Verified::Healthy => {
+                "restored, and the old component was proven running and healthy again"
+            }
+            Verified::RestoredNotGated => "restored (its health was not checked: no gate ran)",
+            Verified::RestoredNothingToGate => "restored (no component restarts for it)",
+        }
+    }
 }
 
 /// How a transaction ended.
@@ -87,11 +164,54 @@ pub enum Outcome {
         txid: TxId,
         cause: RollbackCause,
         reason: String,
+        verified: Verified,
     },
     NeedsManual {
         txid: TxId,
         reason: String,
     },
+    /// A second signal stopped kharden during a rollback: the transaction stays open for
+    /// `kharden recover` (which finishes the rollback).
+    LeftOpen {
+        txid: TxId,
+        reason: String,
+    },
+    /// Another writer changed a file after it was read and before kharden wrote it: nothing
+    /// was written, the transaction was aborted.
+    Aborted {
+        txid: TxId,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The process exit code this outcome means (README, "Exit codes").
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit;
+        match self {
+            Outcome::Unchanged | Outcome::Committed { .. } => exit::SUCCESS,
+            Outcome::RolledBack { cause, .. } => match cause {
+                RollbackCause::GateFailed => exit::ROLLED_BACK_GATE,
+                RollbackCause::AuditFailed => exit::ROLLED_BACK_AUDIT,
+                RollbackCause::Interrupted => exit::INTERRUPTED,
+                RollbackCause::WriteFailed | RollbackCause::Recovery => exit::ERROR,
+            },
+            Outcome::NeedsManual { .. } => exit::NEEDS_MANUAL,
+            Outcome::LeftOpen { .. } => exit::INTERRUPTED,
+            Outcome::Aborted { .. } => exit::ERROR,
+        }
+    }
+
+    pub fn txid(&self) -> Option<TxId> {
+        match self {
+            Outcome::Unchanged => None,
+            Outcome::Committed { txid }
+            | Outcome::RolledBack { txid, .. }
+            | Outcome::NeedsManual { txid, .. }
+            | Outcome::LeftOpen { txid, .. }
+            | Outcome::Aborted { txid, .. } => Some(*txid),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +234,22 @@ pub enum TxnError {
         "{path} belongs to transaction {txid}, which needs manual intervention: restore it (kharden journal show {txid}), then run `kharden journal resolve {txid}`; nothing was changed"
     )]
     Unresolved { txid: TxId, path: String },
+    #[error("{path} has {nlink} hard links: replacing it would leave the other names with the old contents (kubelet may read either). Nothing was changed. Remove the other links, or pass --split-hardlinks to replace this name only")]
+    HardLinked { path: PathBuf, nlink: u64 },
+    #[error("{path}: {len} bytes after the change is over kharden's limit for a managed file ({limit}); nothing was changed")]
+    TooLarge { path: PathBuf, len: u64, limit: u64 },
+    /// A refusal before anything was written, recorded in the journal as transaction `txid`.
+    #[error("{inner} (refusal recorded as transaction {txid})")]
+    Recorded { txid: TxId, inner: Box<TxnError> },
+    /// The journal failed after a file was written. The files were put back (when
+    /// `restored`), the transaction is open: `kharden recover` finishes it.
+    #[error("the journal could not record transaction {txid} after its files were written ({source}). {}. The transaction stays open: once the journal can be written again (free space in the state directory), run `kharden recover` to finish it", if *.restored { "The files were put back to their before-contents, durably" } else { "Putting the files back failed too: they may hold the after-contents" })]
+    JournalMidway {
+        txid: TxId,
+        restored: bool,
+        #[source]
+        source: JournalError,
+    },
 }
 
 /// The engine: one journal, one storage, one gate, one audit, one clock.
@@ -123,6 +259,11 @@ pub struct Engine<'a> {
     pub gate: &'a dyn Gate,
     pub audit: &'a dyn Audit,
     pub clock: &'a dyn Clock,
+    pub interrupts: &'a dyn Interrupts,
+    pub progress: &'a dyn Progress,
+    /// [`PlanOptions::force`] of the plan being run (or `kharden recover --force`): a
+    /// rollback may write over a file that matches neither side.
+    force: std::cell::Cell<bool>,
 }
 
 fn image(contents: &[u8], meta: FileMeta) -> Image {
@@ -133,7 +274,58 @@ fn image(contents: &[u8], meta: FileMeta) -> Image {
     }
 }
 
+fn side_image(f: &FileRecord, side: Side) -> Option<&Image> {
+    match side {
+        Side::Before => f.before.as_ref(),
+        Side::After => f.after.as_ref(),
+    }
+}
+
+fn expect_of(img: Option<&Image>) -> Expect {
+    match img {
+        None => Expect::Absent,
+        Some(i) => Expect::Contents(i.hash),
+    }
+}
+
+/// Where a write of one side stands when a file is found matching neither side.
+struct Conflicts(Vec<(String, Option<[u8; 32]>)>);
+
 impl<'a> Engine<'a> {
+    pub fn new(
+        journal: &'a Journal,
+        storage: &'a dyn Storage,
+        gate: &'a dyn Gate,
+        audit: &'a dyn Audit,
+        clock: &'a dyn Clock,
+    ) -> Engine<'a> {
+        Engine {
+            journal,
+            storage,
+            gate,
+            audit,
+            clock,
+            interrupts: &NoInterrupts,
+            progress: &NoProgress,
+            force: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Let rollbacks write over files that match neither side (recovery's `--force`).
+    pub(crate) fn set_force(&self, force: bool) {
+        self.force.set(force);
+    }
+
+    pub fn with_progress(mut self, progress: &'a dyn Progress) -> Engine<'a> {
+        self.progress = progress;
+        self
+    }
+
+    pub fn with_interrupts(mut self, interrupts: &'a dyn Interrupts) -> Engine<'a> {
+        self.interrupts = interrupts;
+        self
+    }
+
     fn now_ms(&self) -> u64 {
         to_ms(self.clock.now())
     }
@@ -144,9 +336,41 @@ impl<'a> Engine<'a> {
             .add_events(id, vec![kind], durable, self.now_ms())?)
     }
 
-    /// Run a plan to its end: Unchanged, Committed, RolledBack or NeedsManual.
+    /// Record a refused command in the journal (a transaction with no file that goes from
+    /// Prepared to Aborted, with the reason), at the engine's time. Returns its id.
+    pub fn refuse(&self, kind: TxnKind, summary: String, reason: String) -> Result<TxId, TxnError> {
+        Ok(self
+            .journal
+            .record_refusal(kind, summary, Vec::new(), reason, self.now_ms())?)
+    }
+
+    /// Run a plan to its end. A refusal before anything is written (a file of an unresolved
+    /// needs-manual transaction, a hard-linked file, a result over the size limit) is
+    /// journaled and returned as an error; nothing is changed.
     pub fn run(&self, plan: Plan) -> Result<Outcome, TxnError> {
-        // Read every file first; drop operations that change nothing.
+        let (kind, summary) = (plan.kind.clone(), plan.summary.clone());
+        match self.prepare(plan) {
+            Ok(Some(rec)) => self.forward(rec),
+            Ok(None) => Ok(Outcome::Unchanged),
+            Err(
+                e @ (TxnError::Unresolved { .. }
+                | TxnError::HardLinked { .. }
+                | TxnError::TooLarge { .. }),
+            ) => {
+                let id = self.refuse(kind, summary, e.to_string())?;
+                tracing::info!(txid = id, "refused: {e}");
+                Err(TxnError::Recorded {
+                    txid: id,
+                    inner: Box::new(e),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Read every file, drop operations that change nothing, check what must hold before
+    /// anything is written, and record the transaction (Prepared, durable).
+    fn prepare(&self, plan: Plan) -> Result<Option<TxnRecord>, TxnError> {
         let mut files = Vec::new();
         let mut blobs: Vec<Vec<u8>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -172,6 +396,24 @@ impl<'a> Engine<'a> {
             if same {
                 continue;
             }
+            if let Some(c) = &current {
+                if c.nlink > 1 && !plan.options.split_hardlinks {
+                    return Err(TxnError::HardLinked {
+                        path: op.path.clone(),
+                        nlink: c.nlink,
+                    });
+                }
+            }
+            if let Some(a) = &op.after {
+                let limit = crate::durable::MAX_FILE_BYTES;
+                if a.len() as u64 > limit {
+                    return Err(TxnError::TooLarge {
+                        path: op.path.clone(),
+                        len: a.len() as u64,
+                        limit,
+                    });
+                }
+            }
             let meta = current
                 .as_ref()
                 .map(|c| c.meta)
@@ -193,7 +435,7 @@ impl<'a> Engine<'a> {
             });
         }
         if files.is_empty() {
-            return Ok(Outcome::Unchanged);
+            return Ok(None);
         }
         self.refuse_unresolved(&files)?;
         let now = self.clock.now();
@@ -211,14 +453,16 @@ impl<'a> Engine<'a> {
             state: State::Prepared,
             rollback_cause: None,
             reason: None,
+            temp_tag: new_temp_tag(),
         };
         let blob_refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
         // Invariant 3: durable intent before any managed file is touched.
         let id = self.journal.prepare(rec, &blob_refs, to_ms(now))?;
         tracing::info!(txid = id, "prepared (durable intent recorded)");
         let rec = self.journal.get(id)?;
-        drop(blobs);
-        self.forward(rec)
+        // A choice of this run, not journaled (recovery has its own --force).
+        self.force.set(plan.options.force);
+        Ok(Some(rec))
     }
 
     /// A transaction that ended NeedsManual handed its files to a person: kharden no longer
@@ -240,22 +484,85 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Whether a signal asks the current step to stop (the first one stops a forward gate or
+    /// audit; the second one stops a rollback).
+    fn interrupted(&self, purpose: Purpose) -> Option<i32> {
+        let need = match purpose {
+            Purpose::Forward => 1,
+            Purpose::Rollback => 2,
+        };
+        (self.interrupts.count() >= need).then(|| self.interrupts.last_signal())
+    }
+
+    /// Record the signal(s) seen, once each.
+    fn note_signal(&self, id: TxId, second: bool) -> Result<(), TxnError> {
+        self.event(
+            id,
+            EventKind::Signal {
+                signal: self.interrupts.last_signal(),
+                second,
+            },
+            Durable::Later,
+        )
+    }
+
     /// From Prepared (or a resumed open transaction): write the after side, gate, audit,
     /// commit; roll back on any failure.
     pub(crate) fn forward(&self, rec: TxnRecord) -> Result<Outcome, TxnError> {
         let id = rec.id;
+        if let Some(sig) = self.interrupted(Purpose::Forward) {
+            // Nothing written yet: stop here.
+            self.note_signal(id, false)?;
+            self.journal.transition(
+                id,
+                Transition::to(State::Aborted)
+                    .because(format!("interrupted by signal {sig} before any change")),
+                self.now_ms(),
+            )?;
+            return Ok(Outcome::RolledBack {
+                txid: id,
+                cause: RollbackCause::Interrupted,
+                reason: format!("interrupted by signal {sig} before any change"),
+                verified: Verified::RestoredNothingToGate,
+            });
+        }
         // The restart proof compares process start times with this instant, taken *before*
         // the rename: kubelet may start the new process within milliseconds of it, before the
         // write call even returns.
         let write_started = self.clock.now();
         let written = match self.write_side(&rec, Side::After) {
-            Ok(n) => n,
+            Ok(Ok(n)) => n,
+            Ok(Err(conflicts)) => {
+                // Another writer got there between the plan and the write: nothing of ours
+                // is on disk for these files; put back any file already written.
+                return self.abort_for_conflicts(rec, conflicts);
+            }
+            Err(TxnError::Journal(e)) => return self.journal_failed_midway(&rec, e),
             Err(e) => {
                 let reason = format!("write failed: {e}");
                 self.event(id, EventKind::Note(reason.clone()), Durable::Later)?;
                 return self.rollback(id, RollbackCause::WriteFailed, reason);
             }
         };
+        match self.after_write(rec, written, write_started) {
+            Err(TxnError::Journal(e)) => {
+                let rec = self.journal.get(id).ok();
+                match rec {
+                    Some(rec) => self.journal_failed_midway(&rec, e),
+                    None => Err(TxnError::Journal(e)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn after_write(
+        &self,
+        rec: TxnRecord,
+        written: usize,
+        write_started: SystemTime,
+    ) -> Result<Outcome, TxnError> {
+        let id = rec.id;
         // A resumed transaction whose files were already at after: the write happened before
         // the crash, at a time not kept durably. Any process with the new argv started after
         // it (no process had that argv before), so the restart proof needs no start time.
@@ -275,6 +582,14 @@ impl<'a> Engine<'a> {
                 from_ms(rec.deadline_ms),
                 Purpose::Forward,
             )?;
+            if let Some(sig) = self.interrupted(Purpose::Forward) {
+                self.note_signal(id, false)?;
+                return self.rollback(
+                    id,
+                    RollbackCause::Interrupted,
+                    format!("interrupted by signal {sig} during the health gate"),
+                );
+            }
             match verdict {
                 GateVerdict::Passed { argv, .. } => running_argv = argv,
                 GateVerdict::Failed { reason } => {
@@ -293,12 +608,12 @@ impl<'a> Engine<'a> {
                 .files
                 .iter()
                 .zip(&contents)
-                .find(|(f, _)| f.gated)
-                .and_then(|(f, c)| {
-                    let c = c.as_ref()?;
-                    let info = kharden_manifest::inspect(c, rec.gate.container.as_deref()).ok();
-                    let _ = f;
-                    info.map(|i| (i.argv, i.flags_start))
+                .filter(|(f, _)| f.gated)
+                .find_map(|(_, c)| {
+                    let info =
+                        kharden_manifest::inspect(c.as_ref()?, rec.gate.container.as_deref())
+                            .ok()?;
+                    Some((info.argv, info.flags_start))
                 });
             let verdict = self.audit.check(&AuditRequest {
                 txid: id,
@@ -306,6 +621,7 @@ impl<'a> Engine<'a> {
                 files: &rec.files,
                 running_argv,
                 manifest_argv,
+                interrupts: self.interrupts,
             });
             self.event(
                 id,
@@ -316,6 +632,14 @@ impl<'a> Engine<'a> {
                 },
                 Durable::Later,
             )?;
+            if let Some(sig) = self.interrupted(Purpose::Forward) {
+                self.note_signal(id, false)?;
+                return self.rollback(
+                    id,
+                    RollbackCause::Interrupted,
+                    format!("interrupted by signal {sig} during the audit"),
+                );
+            }
             if !verdict.passed {
                 return self.rollback(
                     id,
@@ -341,6 +665,57 @@ impl<'a> Engine<'a> {
             .transition(id, Transition::to(State::Committed), self.now_ms())?;
         tracing::info!(txid = id, "committed");
         Ok(Outcome::Committed { txid: id })
+    }
+
+    /// The journal failed after files were written: put them back (durably, without the
+    /// journal), and say that the open transaction is `kharden recover`'s to finish.
+    fn journal_failed_midway(&self, rec: &TxnRecord, e: JournalError) -> Result<Outcome, TxnError> {
+        tracing::error!(txid = rec.id, "journal failed mid-transaction: {e}");
+        let mut restored = true;
+        let contents = match self.side_contents(rec, Side::Before) {
+            Ok(c) => c,
+            Err(_) => {
+                return Err(TxnError::JournalMidway {
+                    txid: rec.id,
+                    restored: false,
+                    source: e,
+                })
+            }
+        };
+        for (i, f) in rec.files.iter().enumerate().rev() {
+            let path = Path::new(&f.path);
+            let current = match self.storage.read(path) {
+                Ok(c) => c,
+                Err(_) => {
+                    restored = false;
+                    continue;
+                }
+            };
+            if holds(current.as_ref(), f.before.as_ref()) {
+                continue;
+            }
+            if !holds(current.as_ref(), f.after.as_ref()) {
+                // Not ours to overwrite: recovery will report it as a conflict.
+                restored = false;
+                continue;
+            }
+            let r = match (&contents[i], &f.before) {
+                (Some(bytes), Some(img)) => self.storage.replace(
+                    path,
+                    bytes,
+                    &current.as_ref().map(|c| c.meta).unwrap_or(img.meta),
+                    &self.temp_name(rec),
+                    expect_of(f.after.as_ref()),
+                ),
+                _ => self.storage.remove(path, expect_of(f.after.as_ref())),
+            };
+            restored &= r.is_ok();
+        }
+        Err(TxnError::JournalMidway {
+            txid: rec.id,
+            restored,
+            source: e,
+        })
     }
 
     /// Record progress to `to` unless already there (a resumed transaction may be further on).
@@ -375,11 +750,7 @@ impl<'a> Engine<'a> {
         rec.files
             .iter()
             .map(|f| {
-                let img = match side {
-                    Side::Before => &f.before,
-                    Side::After => &f.after,
-                };
-                img.as_ref()
+                side_image(f, side)
                     .map(|i| self.journal.blob(&i.hash))
                     .transpose()
                     .map_err(TxnError::from)
@@ -387,39 +758,87 @@ impl<'a> Engine<'a> {
             .collect()
     }
 
+    fn temp_name(&self, rec: &TxnRecord) -> crate::durable::TempName {
+        crate::durable::TempName {
+            txid: rec.id,
+            tag: rec.temp_tag,
+        }
+    }
+
+    /// Files of `rec` that hold neither side. Their current contents are kept in the journal
+    /// (blob table) and a conflict event is recorded for each, before anything else.
+    fn find_conflicts(&self, rec: &TxnRecord) -> Result<Conflicts, TxnError> {
+        let mut out = Vec::new();
+        for f in &rec.files {
+            let current = self.storage.read(Path::new(&f.path))?;
+            if holds(current.as_ref(), f.before.as_ref())
+                || holds(current.as_ref(), f.after.as_ref())
+            {
+                continue;
+            }
+            let found = match &current {
+                Some(c) => Some(self.journal.keep_blob(&c.contents)?),
+                None => None,
+            };
+            self.event(
+                rec.id,
+                EventKind::Conflict {
+                    path: f.path.clone(),
+                    found,
+                },
+                Durable::Yes,
+            )?;
+            out.push((f.path.clone(), found));
+        }
+        Ok(Conflicts(out))
+    }
+
     /// Put every file of `rec` on `side` durably (files already there are only synced).
-    /// Returns how many files were written or removed.
-    fn write_side(&self, rec: &TxnRecord, side: Side) -> Result<usize, TxnError> {
+    /// Returns how many files were written or removed, or the files found on neither side
+    /// (nothing is written then: they are checked before the first write).
+    fn write_side(
+        &self,
+        rec: &TxnRecord,
+        side: Side,
+    ) -> Result<Result<usize, Conflicts>, TxnError> {
+        let conflicts = self.find_conflicts(rec)?;
+        let forced = side == Side::Before && self.force.get();
+        if !conflicts.0.is_empty() && !forced {
+            return Ok(Err(conflicts));
+        }
         let mut written = 0;
         let contents = self.side_contents(rec, side)?;
         let order: Vec<usize> = match side {
             Side::After => (0..rec.files.len()).collect(),
             Side::Before => (0..rec.files.len()).rev().collect(),
         };
+        let from = match side {
+            Side::After => Side::Before,
+            Side::Before => Side::After,
+        };
         for i in order {
             let f = &rec.files[i];
             let path = Path::new(&f.path);
-            let img = match side {
-                Side::Before => &f.before,
-                Side::After => &f.after,
-            };
+            let img = side_image(f, side);
             let current = self.storage.read(path)?;
-            let there = match (&current, img) {
-                (None, None) => true,
-                (Some(c), Some(im)) => hash(&c.contents) == im.hash,
-                _ => false,
-            };
-            if there {
+            if holds(current.as_ref(), img) {
                 // Found, not written: make sure it is on disk before a state is journaled on
                 // its strength (see `Storage::sync`).
                 self.storage.sync(path)?;
                 continue;
             }
+            // Expect what was just read: the other side, or (forced rollback) whatever the
+            // conflict check kept in the journal.
+            let expect = if holds(current.as_ref(), side_image(f, from)) {
+                expect_of(side_image(f, from))
+            } else {
+                Expect::of(current.as_ref().map(|c| c.contents.as_slice()))
+            };
             match (&contents[i], img) {
                 (Some(bytes), Some(im)) => {
                     let meta = current.as_ref().map(|c| c.meta).unwrap_or(im.meta);
                     self.storage
-                        .replace(path, bytes, &meta, &rec.id.to_string())?;
+                        .replace(path, bytes, &meta, &self.temp_name(rec), expect)?;
                     written += 1;
                     self.event(
                         rec.id,
@@ -431,7 +850,7 @@ impl<'a> Engine<'a> {
                     )?;
                 }
                 _ => {
-                    self.storage.remove(path)?;
+                    self.storage.remove(path, expect)?;
                     written += 1;
                     self.event(
                         rec.id,
@@ -444,7 +863,27 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        Ok(written)
+        Ok(Ok(written))
+    }
+
+    /// A forward write found files changed by someone else: nothing of ours was written to
+    /// them; abort the transaction.
+    fn abort_for_conflicts(&self, rec: TxnRecord, c: Conflicts) -> Result<Outcome, TxnError> {
+        let names: Vec<&str> = c.0.iter().map(|(p, _)| p.as_str()).collect();
+        let reason = format!(
+            "{} changed since kharden read {}: another writer got there first; nothing was written (their contents are kept in the journal)",
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" }
+        );
+        self.journal.transition(
+            rec.id,
+            Transition::to(State::Aborted).because(reason.clone()),
+            self.now_ms(),
+        )?;
+        Ok(Outcome::Aborted {
+            txid: rec.id,
+            reason,
+        })
     }
 
     fn run_gate(
@@ -469,11 +908,13 @@ impl<'a> Engine<'a> {
             written_at,
             deadline,
             purpose,
+            interrupts: self.interrupts,
         };
-        let mut pending: Vec<Event> = Vec::new();
         let mut journal_err = None;
         let verdict = self.gate.wait(&req, &mut |o: Observation| {
-            pending.push(Event {
+            self.progress.observed(rec.id, purpose, deadline, &o);
+            // Journal as we go (not durably: a crash during the gate ends in rollback anyway).
+            let ev = Event {
                 time_ms: to_ms(o.time),
                 kind: EventKind::Probe {
                     class: o.class,
@@ -481,15 +922,15 @@ impl<'a> Engine<'a> {
                     restarted: o.restarted,
                     detail: o.detail,
                 },
-            });
-            // Journal as we go (not durably: a crash during the gate ends in rollback anyway).
-            if let Err(e) =
-                self.journal
-                    .add_timed_events(rec.id, std::mem::take(&mut pending), Durable::Later)
+            };
+            if let Err(e) = self
+                .journal
+                .add_timed_events(rec.id, vec![ev], Durable::Later)
             {
                 journal_err.get_or_insert(e);
             }
         });
+        self.progress.gate_done(rec.id);
         if let Some(e) = journal_err {
             return Err(e.into());
         }
@@ -517,16 +958,29 @@ impl<'a> Engine<'a> {
 
     /// A write that failed may have left its temp file (a storage that could not remove it
     /// on its error path): the transaction is about to end, and recovery only looks at open
-    /// ones, so clean up now. Best effort: a leftover dot file is harmless to kubelet.
+    /// ones, so clean up now. Only this transaction's temps are touched. Best effort: a
+    /// leftover dot file is harmless to kubelet.
     fn remove_temps(&self, rec: &TxnRecord) {
         for f in &rec.files {
             if let Err(e) = self
                 .storage
-                .remove_temp(Path::new(&f.path), &rec.id.to_string())
+                .remove_temps(Path::new(&f.path), &self.temp_name(rec))
             {
                 tracing::warn!(txid = rec.id, path = %f.path, "could not remove a temp file: {e}");
             }
         }
+    }
+
+    fn needs_manual(&self, id: TxId, manual: String) -> Result<Outcome, TxnError> {
+        self.journal.transition(
+            id,
+            Transition::to(State::NeedsManual).because(manual.clone()),
+            self.now_ms(),
+        )?;
+        Ok(Outcome::NeedsManual {
+            txid: id,
+            reason: manual,
+        })
     }
 
     /// The second half of a rollback (also used by recovery, which does not gate).
@@ -538,52 +992,76 @@ impl<'a> Engine<'a> {
         gate: bool,
     ) -> Result<Outcome, TxnError> {
         let id = rec.id;
+        let names = || {
+            rec.files
+                .iter()
+                .map(|f| f.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         // Taken before the restore's rename, as in `forward`.
         let write_started = self.clock.now();
         let restored = match self.write_side(&rec, Side::Before) {
-            Ok(n) => n,
+            Ok(Ok(n)) => n,
+            Ok(Err(conflicts)) => {
+                self.remove_temps(&rec);
+                let found: Vec<&str> = conflicts.0.iter().map(|(p, _)| p.as_str()).collect();
+                return self.needs_manual(
+                    id,
+                    format!(
+                        "{reason}; then, to roll back, {} matched neither the before nor the after side (changed by hand during the transaction?): nothing was overwritten. Its contents are kept in the journal (kharden journal show {id}); restore what it should hold, then run `kharden journal resolve {id}`, or roll back over it with --force",
+                        found.join(", ")
+                    ),
+                );
+            }
+            Err(TxnError::Journal(e)) => return Err(TxnError::Journal(e)),
             Err(e) => {
                 self.remove_temps(&rec);
-                let manual = format!(
-                "{reason}; then restoring the before-contents failed: {e}. Restore these files from the journal (kharden journal show {id}), and delete any temp file `.<name>.kharden-{id}` beside them: {}",
-                rec.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
-            );
-                self.journal.transition(
+                return self.needs_manual(
                     id,
-                    Transition::to(State::NeedsManual).because(manual.clone()),
-                    self.now_ms(),
-                )?;
-                return Ok(Outcome::NeedsManual {
-                    txid: id,
-                    reason: manual,
-                });
+                    format!(
+                        "{reason}; then restoring the before-contents failed: {e}. Restore these files from the journal (kharden journal show {id}): {}",
+                        names()
+                    ),
+                );
             }
         };
         self.remove_temps(&rec);
-        if gate && rec.gate.enabled && rec.files.iter().any(|f| f.gated) {
+        let gated = rec.files.iter().any(|f| f.gated);
+        let verified = if !gated {
+            Verified::RestoredNothingToGate
+        } else if !(gate && rec.gate.enabled) {
+            Verified::RestoredNotGated
+        } else {
             let now = self.clock.now();
             let deadline = now + Duration::from_secs(rec.gate.timeout_secs);
             let contents = self.side_contents(&rec, Side::Before)?;
             let written_at = (restored > 0).then_some(write_started);
-            match self.run_gate(&rec, &contents, written_at, deadline, Purpose::Rollback)? {
-                GateVerdict::Passed { .. } => {}
+            let verdict =
+                self.run_gate(&rec, &contents, written_at, deadline, Purpose::Rollback)?;
+            if let Some(sig) = self.interrupted(Purpose::Rollback) {
+                self.note_signal(id, true)?;
+                self.journal.sync()?;
+                return Ok(Outcome::LeftOpen {
+                    txid: id,
+                    reason: format!(
+                        "{reason}; a second signal ({sig}) stopped kharden while it proved the rollback: the before-contents are written, the transaction is left open. Run `kharden recover` to finish it"
+                    ),
+                });
+            }
+            match verdict {
+                GateVerdict::Passed { .. } => Verified::Healthy,
                 GateVerdict::Failed { reason: why } => {
-                    let manual = format!(
-                        "{reason}; the before-contents were restored but the old component did not come back healthy: {why}. Check kubelet and the files: {}",
-                        rec.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
-                    );
-                    self.journal.transition(
+                    return self.needs_manual(
                         id,
-                        Transition::to(State::NeedsManual).because(manual.clone()),
-                        self.now_ms(),
-                    )?;
-                    return Ok(Outcome::NeedsManual {
-                        txid: id,
-                        reason: manual,
-                    });
+                        format!(
+                            "{reason}; the before-contents were restored but the old component did not come back healthy: {why}. Check kubelet and the files: {}",
+                            names()
+                        ),
+                    );
                 }
             }
-        }
+        };
         self.journal.transition(
             id,
             Transition::to(State::RolledBack).because(reason.clone()),
@@ -593,6 +1071,7 @@ impl<'a> Engine<'a> {
             txid: id,
             cause,
             reason,
+            verified,
         })
     }
 
@@ -603,6 +1082,7 @@ impl<'a> Engine<'a> {
         of: TxId,
         gate: GateSpec,
         audit: AuditSpec,
+        options: PlanOptions,
     ) -> Result<Plan, TxnError> {
         let rec = self.journal.get(of)?;
         if rec.state != State::Committed {
@@ -615,12 +1095,7 @@ impl<'a> Engine<'a> {
         for f in &rec.files {
             let path = PathBuf::from(&f.path);
             let current = self.storage.read(&path)?;
-            let at_after = match (&current, &f.after) {
-                (None, None) => true,
-                (Some(c), Some(a)) => hash(&c.contents) == a.hash,
-                _ => false,
-            };
-            if !at_after {
+            if !holds(current.as_ref(), f.after.as_ref()) {
                 return Err(TxnError::Diverged {
                     txid: of,
                     path: f.path.clone(),
@@ -649,6 +1124,7 @@ impl<'a> Engine<'a> {
                 ..gate
             },
             audit,
+            options,
         })
     }
 }

@@ -1,26 +1,33 @@
 //! `kharden recover`: finish or revert every open transaction (DESIGN.md, "Recovery").
 //!
-//! | state found open        | files on disk        | default action (revert)            |
-//! |-------------------------|----------------------|------------------------------------|
-//! | Prepared … Auditing     | all at before        | mark Aborted                       |
-//! | Prepared … Auditing     | some or all at after | restore before → RolledBack        |
-//! | Audited                 | all at after         | mark Committed                     |
-//! | RollingBack             | before or after      | finish the rollback                |
-//! | any                     | a file matches neither | conflict: change nothing, report |
+//! One match over (the state found, where the files are), one arm per row of DESIGN.md's
+//! table:
 //!
-//! Temp files a transaction left are removed in every case. `Policy::Resume` rolls forward
-//! instead (write after, gate and audit again). The default policy needs no network and runs no
-//! gate, so it can run at boot before kubelet: its rollbacks are recorded as restored but not
-//! gated. Every step re-reads the files, so recovery is idempotent and survives being killed.
+//! | state found open        | files on disk          | default action (revert)            |
+//! |-------------------------|------------------------|------------------------------------|
+//! | Prepared … Auditing     | all at before          | mark Aborted                       |
+//! | Prepared … Auditing     | some or all at after   | restore before → RolledBack        |
+//! | Audited                 | all at after           | mark Committed                     |
+//! | Audited                 | split                  | restore before → RolledBack        |
+//! | RollingBack             | before or after        | finish the rollback                |
+//! | any                     | a file matches neither | conflict: change nothing, report   |
+//!
+//! The temp files the journal names for the transaction are removed in every case (and only
+//! those). `Policy::Resume` rolls forward instead (write after, gate and audit again). The
+//! default policy needs no network and runs no gate, so it can run at boot before kubelet:
+//! its rollbacks are recorded as restored but not gated. Every step re-reads the files, so
+//! recovery is idempotent and survives being killed.
 
-use super::{Engine, Outcome, TxnError};
-use crate::durable::hash;
-use crate::journal::{Durable, EventKind, RollbackCause, State, TxId};
-use crate::journal::{JournalRead, Transition};
+use super::{holds, Engine, Outcome, TxnError};
+use crate::durable::TempName;
+use crate::journal::{
+    Durable, EventKind, JournalRead, RollbackCause, State, Transition, TxId, TxnRecord,
+};
 use std::path::Path;
 
 /// What to do with an edit that was written but never passed its gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Policy {
     /// Restore the before-contents (the last known-good wins).
     Revert,
@@ -28,15 +35,71 @@ pub enum Policy {
     Resume,
 }
 
+/// Where the files of a transaction stand, all together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    AllBefore,
+    AllAfter,
+    /// Some at before, some at after.
+    Split,
+    /// At least one file matches neither side.
+    Conflict,
+}
+
+/// What recovery did to one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryAction {
+    /// Nothing had been applied: marked aborted.
+    MarkedAborted,
+    /// Written but never gated: the before side restored (not gated).
+    RestoredBefore,
+    /// Audited but the commit not recorded, every file at after: marked committed.
+    MarkedCommitted,
+    /// A rollback in progress, finished.
+    FinishedRollback,
+    /// `--policy resume`: the after side written, gated and audited again.
+    Resumed,
+    /// A file matches neither side: nothing changed.
+    LeftConflict,
+    /// A terminal state listed as open (for `journal verify`): left alone.
+    LeftForVerify,
+}
+
+impl RecoveryAction {
+    pub fn text(self) -> &'static str {
+        match self {
+            RecoveryAction::MarkedAborted => "every file at before: marked aborted",
+            RecoveryAction::RestoredBefore => {
+                "written but never gated: before restored (the last known-good wins)"
+            }
+            RecoveryAction::MarkedCommitted => {
+                "audit passed, commit not recorded, every file at after: marked committed"
+            }
+            RecoveryAction::FinishedRollback => "rollback finished",
+            RecoveryAction::Resumed => "--policy resume: after written, gated and audited again",
+            RecoveryAction::LeftConflict => {
+                "conflict: a file matches neither side; nothing changed (inspect it, then `kharden recover --force` restores the policy's side)"
+            }
+            RecoveryAction::LeftForVerify => "terminal but listed open: left for `journal verify`",
+        }
+    }
+}
+
 /// What recovery did to one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecoveredTxn {
     pub txid: TxId,
-    pub found: String,
-    pub action: String,
+    pub found: State,
+    pub placement: Placement,
+    pub action: RecoveryAction,
     /// The state it ended in; `None` when left open (conflict).
-    pub state: Option<String>,
+    pub ended: Option<State>,
+    /// Files that matched neither side.
     pub conflicts: Vec<String>,
+    /// Whether `--force` overwrote them.
+    pub forced: bool,
     pub temps_removed: Vec<String>,
 }
 
@@ -50,21 +113,14 @@ impl RecoverReport {
     pub fn has_conflicts(&self) -> bool {
         self.transactions
             .iter()
-            .any(|t| !t.conflicts.is_empty() && t.state.is_none())
+            .any(|t| t.action == RecoveryAction::LeftConflict)
     }
 
     pub fn needs_manual(&self) -> bool {
         self.transactions
             .iter()
-            .any(|t| t.state.as_deref() == Some(State::NeedsManual.name()))
+            .any(|t| t.ended == Some(State::NeedsManual))
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Where {
-    Before,
-    After,
-    Neither,
 }
 
 /// Recover every open transaction, oldest first.
@@ -73,13 +129,54 @@ pub fn recover(
     policy: Policy,
     force: bool,
 ) -> Result<RecoverReport, TxnError> {
+    engine.set_force(force);
     let mut report = RecoverReport::default();
     for id in engine.journal.open_ids()? {
         report
             .transactions
             .push(recover_one(engine, id, policy, force)?);
     }
+    engine.set_force(false);
     Ok(report)
+}
+
+/// Where the files of `rec` are, and the conflict events for those on neither side.
+fn place(
+    engine: &Engine<'_>,
+    rec: &TxnRecord,
+    events: &mut Vec<EventKind>,
+) -> Result<(Placement, Vec<String>), TxnError> {
+    let (mut before, mut after) = (0, 0);
+    let mut conflicts = Vec::new();
+    for f in &rec.files {
+        let cur = engine.storage.read(Path::new(&f.path))?;
+        if holds(cur.as_ref(), f.before.as_ref()) {
+            before += 1;
+        } else if holds(cur.as_ref(), f.after.as_ref()) {
+            after += 1;
+        } else {
+            // Kept in the journal before anything else can happen to it.
+            let found = match &cur {
+                Some(c) => Some(engine.journal.keep_blob(&c.contents)?),
+                None => None,
+            };
+            conflicts.push(f.path.clone());
+            events.push(EventKind::Conflict {
+                path: f.path.clone(),
+                found,
+            });
+        }
+    }
+    let placement = if !conflicts.is_empty() {
+        Placement::Conflict
+    } else if after == 0 {
+        Placement::AllBefore
+    } else if before == 0 {
+        Placement::AllAfter
+    } else {
+        Placement::Split
+    };
+    Ok((placement, conflicts))
 }
 
 fn recover_one(
@@ -90,173 +187,122 @@ fn recover_one(
 ) -> Result<RecoveredTxn, TxnError> {
     let rec = engine.journal.get(id)?;
     let now = || super::to_ms(engine.clock.now());
-    let mut out = RecoveredTxn {
-        txid: id,
-        found: rec.state.name().to_string(),
-        action: String::new(),
-        state: None,
-        conflicts: Vec::new(),
-        temps_removed: Vec::new(),
-    };
-    // Temp files are ours and never hold anything needed: remove them first.
-    let tag = id.to_string();
     let mut events = Vec::new();
+    // Temp files the journal names for this transaction are ours and never hold anything
+    // needed: remove them first (and nothing else).
+    let temp = TempName {
+        txid: id,
+        tag: rec.temp_tag,
+    };
+    let mut temps_removed = Vec::new();
     for f in &rec.files {
-        if engine.storage.remove_temp(Path::new(&f.path), &tag)? {
-            out.temps_removed.push(f.path.clone());
+        for t in engine.storage.remove_temps(Path::new(&f.path), &temp)? {
+            temps_removed.push(t.display().to_string());
             events.push(EventKind::TempRemoved {
                 path: f.path.clone(),
             });
         }
     }
-    let mut places = Vec::new();
-    for f in &rec.files {
-        let cur = engine.storage.read(Path::new(&f.path))?;
-        let h = cur.as_ref().map(|c| hash(&c.contents));
-        let matches = |img: &Option<crate::journal::Image>| match (&h, img) {
-            (None, None) => true,
-            (Some(h), Some(i)) => *h == i.hash,
-            _ => false,
-        };
-        let w = if matches(&f.before) {
-            Where::Before
-        } else if matches(&f.after) {
-            Where::After
-        } else {
-            Where::Neither
-        };
-        if w == Where::Neither {
-            out.conflicts.push(f.path.clone());
-            events.push(EventKind::Conflict {
-                path: f.path.clone(),
-                found: h,
-            });
-        }
-        places.push(w);
-    }
-    if !out.conflicts.is_empty() && !force {
-        out.action = format!(
-            "conflict: {} match(es) neither side; nothing changed (inspect, then `kharden recover --force` restores the {} side)",
-            out.conflicts.join(", "),
-            if policy == Policy::Resume { "after" } else { "before" }
-        );
-        events.push(EventKind::Recovery {
-            action: out.action.clone(),
-        });
-        engine.journal.add_events(id, events, Durable::Yes, now())?;
-        return Ok(out);
-    }
-    let all_before = places.iter().all(|w| *w == Where::Before);
-    let all_after = places.iter().all(|w| *w == Where::After);
-    let forced = if out.conflicts.is_empty() {
-        ""
-    } else {
-        " (--force: overwriting files that matched neither side)"
+    let (placement, conflicts) = place(engine, &rec, &mut events)?;
+    let mut out = RecoveredTxn {
+        txid: id,
+        found: rec.state,
+        placement,
+        action: RecoveryAction::LeftConflict,
+        ended: None,
+        conflicts,
+        forced: false,
+        temps_removed,
     };
-    let outcome = match rec.state {
-        State::Prepared | State::Applied | State::Gating | State::Auditing => {
-            if all_before {
-                mark_as_found(
-                    engine,
-                    &rec,
-                    &mut out,
-                    std::mem::take(&mut events),
-                    "every file at before: marked aborted",
-                    State::Aborted,
-                    "recovery: nothing was applied",
-                )?;
-                out.state = Some(State::Aborted.name().into());
-                return Ok(out);
-            }
-            match policy {
-                Policy::Revert => {
-                    record_action(
-                        engine,
-                        id,
-                        &mut out,
-                        std::mem::take(&mut events),
-                        format!("written but never gated: restoring before{forced}"),
-                        now(),
-                    )?;
-                    engine.journal.transition(
-                        id,
-                        Transition::to(State::RollingBack)
-                            .because(format!(
-                            "recovery: found {} with the gate not passed; the last known-good wins",
-                            rec.state
-                        ))
-                            .cause(RollbackCause::Recovery),
-                        now(),
-                    )?;
-                    let rec = engine.journal.get(id)?;
-                    engine.finish_rollback(
-                        rec,
-                        RollbackCause::Recovery,
-                        "restored by recovery (not gated: recovery runs before kubelet)".into(),
-                        false,
-                    )?
-                }
-                Policy::Resume => {
-                    record_action(
-                        engine,
-                        id,
-                        &mut out,
-                        std::mem::take(&mut events),
-                        format!(
-                            "--policy resume: writing after, gating and auditing again{forced}"
-                        ),
-                        now(),
-                    )?;
-                    let mut rec = rec;
-                    // A fresh deadline: the one stored has passed while the node was down.
-                    rec.deadline_ms = now() + rec.gate.timeout_secs * 1000;
-                    engine.forward(rec)?
-                }
-            }
+    use State::*;
+    let early = matches!(rec.state, Prepared | Applied | Gating | Auditing);
+    let outcome = match (rec.state, placement) {
+        (_, Placement::Conflict) if !force => {
+            record(
+                engine,
+                &mut out,
+                events,
+                RecoveryAction::LeftConflict,
+                now(),
+            )?;
+            engine.journal.sync()?;
+            return Ok(out);
         }
-        State::Audited if all_after => {
+        (_, Placement::AllBefore) if early => {
+            out.forced = false;
             mark_as_found(
                 engine,
                 &rec,
                 &mut out,
-                std::mem::take(&mut events),
-                "audit passed, commit not recorded: marked committed",
-                State::Committed,
-                "recovery: audit had passed",
+                events,
+                RecoveryAction::MarkedAborted,
+                Aborted,
+                "recovery: nothing was applied",
             )?;
-            Outcome::Committed { txid: id }
+            return Ok(out);
         }
-        State::Audited => {
-            record_action(
+        (_, _) if early && policy == Policy::Revert => {
+            out.forced = placement == Placement::Conflict;
+            record(
+                engine,
+                &mut out,
+                events,
+                RecoveryAction::RestoredBefore,
+                now(),
+            )?;
+            restore(
                 engine,
                 id,
-                &mut out,
-                std::mem::take(&mut events),
-                format!("audited but not every file at after: restoring before{forced}"),
-                now(),
-            )?;
-            engine.journal.transition(
-                id,
-                Transition::to(State::RollingBack)
-                    .because("recovery: files split between sides")
-                    .cause(RollbackCause::Recovery),
-                now(),
-            )?;
-            let rec = engine.journal.get(id)?;
-            engine.finish_rollback(
-                rec,
-                RollbackCause::Recovery,
-                "restored by recovery (not gated)".into(),
-                false,
+                format!(
+                    "recovery: found {} with the gate not passed; the last known-good wins",
+                    rec.state
+                ),
+                "restored by recovery (not gated: recovery runs before kubelet)",
             )?
         }
-        State::RollingBack => {
-            record_action(
+        (_, _) if early => {
+            out.forced = placement == Placement::Conflict;
+            record(engine, &mut out, events, RecoveryAction::Resumed, now())?;
+            let mut rec = rec;
+            // A fresh deadline: the one stored has passed while the node was down.
+            rec.deadline_ms = now() + rec.gate.timeout_secs * 1000;
+            engine.forward(rec)?
+        }
+        (Audited, Placement::AllAfter) => {
+            mark_as_found(
+                engine,
+                &rec,
+                &mut out,
+                events,
+                RecoveryAction::MarkedCommitted,
+                Committed,
+                "recovery: audit had passed",
+            )?;
+            return Ok(out);
+        }
+        (Audited, _) => {
+            out.forced = placement == Placement::Conflict;
+            record(
+                engine,
+                &mut out,
+                events,
+                RecoveryAction::RestoredBefore,
+                now(),
+            )?;
+            restore(
                 engine,
                 id,
+                "recovery: files split between sides".into(),
+                "restored by recovery (not gated)",
+            )?
+        }
+        (RollingBack, _) => {
+            out.forced = placement == Placement::Conflict;
+            record(
+                engine,
                 &mut out,
-                std::mem::take(&mut events),
-                format!("finishing the rollback{forced}"),
+                events,
+                RecoveryAction::FinishedRollback,
                 now(),
             )?;
             let cause = rec.rollback_cause.unwrap_or(RollbackCause::Recovery);
@@ -266,25 +312,39 @@ fn recover_one(
                 .unwrap_or_else(|| "rollback finished by recovery".into());
             engine.finish_rollback(rec, cause, reason, policy == Policy::Resume)?
         }
-        terminal => {
+        (Committed | RolledBack | NeedsManual | Aborted, _) => {
             // Not reachable through the journal API (terminal states leave the open index);
             // `journal verify` reports it. Leave it alone.
-            out.action = format!("{terminal} but listed open: left for `journal verify`");
+            out.action = RecoveryAction::LeftForVerify;
+            return Ok(out);
+        }
+        // `early` covers the remaining states.
+        (Prepared | Applied | Gating | Auditing, _) => {
+            out.action = RecoveryAction::LeftForVerify;
             return Ok(out);
         }
     };
-    let _ = all_after;
-    out.state = Some(
-        match outcome {
-            Outcome::Committed { .. } => State::Committed,
-            Outcome::RolledBack { .. } => State::RolledBack,
-            Outcome::NeedsManual { .. } => State::NeedsManual,
-            Outcome::Unchanged => State::Aborted,
-        }
-        .name()
-        .into(),
-    );
+    out.ended = Some(match outcome {
+        Outcome::Committed { .. } => Committed,
+        Outcome::RolledBack { .. } => RolledBack,
+        Outcome::NeedsManual { .. } => NeedsManual,
+        Outcome::Unchanged | Outcome::Aborted { .. } => Aborted,
+        Outcome::LeftOpen { .. } => return Ok(out),
+    });
     Ok(out)
+}
+
+/// Start a rollback of an open transaction and finish it without a gate.
+fn restore(engine: &Engine<'_>, id: TxId, why: String, reason: &str) -> Result<Outcome, TxnError> {
+    engine.journal.transition(
+        id,
+        Transition::to(State::RollingBack)
+            .because(why)
+            .cause(RollbackCause::Recovery),
+        super::to_ms(engine.clock.now()),
+    )?;
+    let rec = engine.journal.get(id)?;
+    engine.finish_rollback(rec, RollbackCause::Recovery, reason.into(), false)
 }
 
 /// End a transaction in `state` on the strength of what its files hold (nothing to write):
@@ -292,38 +352,40 @@ fn recover_one(
 /// `Storage::sync`), then say so and record the state.
 fn mark_as_found(
     engine: &Engine<'_>,
-    rec: &crate::journal::TxnRecord,
+    rec: &TxnRecord,
     out: &mut RecoveredTxn,
     events: Vec<EventKind>,
-    action: &str,
+    action: RecoveryAction,
     state: State,
     reason: &str,
 ) -> Result<(), TxnError> {
     engine.sync_files(rec)?;
     let now = super::to_ms(engine.clock.now());
-    record_action(engine, rec.id, out, events, action.into(), now)?;
+    record(engine, out, events, action, now)?;
     engine
         .journal
         .transition(rec.id, Transition::to(state).because(reason), now)?;
+    out.ended = Some(state);
     Ok(())
 }
 
 /// Say what recovery does to a transaction: in the report, and in the journal with the events
 /// gathered so far (committed with the state record that follows).
-fn record_action(
+fn record(
     engine: &Engine<'_>,
-    id: TxId,
     out: &mut RecoveredTxn,
     mut events: Vec<EventKind>,
-    action: String,
+    action: RecoveryAction,
     now_ms: u64,
 ) -> Result<(), TxnError> {
     out.action = action;
-    events.push(EventKind::Recovery {
-        action: out.action.clone(),
-    });
+    let mut text = action.text().to_string();
+    if out.forced {
+        text.push_str(" (--force: overwriting files that matched neither side; their contents are kept in the journal)");
+    }
+    events.push(EventKind::Recovery { action: text });
     engine
         .journal
-        .add_events(id, events, Durable::Later, now_ms)?;
+        .add_events(out.txid, events, Durable::Later, now_ms)?;
     Ok(())
 }

@@ -3,94 +3,11 @@
 
 use super::*;
 use crate::audit::{AuditVerdict, NoAudit};
-use crate::durable::FileState;
+use crate::durable::{FileState, MemStorage, TempName};
 use crate::gate::NoGate;
 use crate::journal::{AuditSpec, GateSpec, Journal};
 use crate::journal::{JournalRead, Transition};
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-
-#[derive(Default)]
-struct MemStorage {
-    files: RefCell<BTreeMap<PathBuf, FileState>>,
-    temps: RefCell<BTreeMap<PathBuf, Vec<u8>>>,
-    /// Fail the N-th replace/remove (1-based) with EIO.
-    fail_at: Cell<Option<usize>>,
-    ops: Cell<usize>,
-    /// Paths made durable by `sync` (found on the target side rather than written).
-    synced: RefCell<Vec<PathBuf>>,
-}
-
-impl MemStorage {
-    fn put(&self, p: &str, c: &[u8]) {
-        self.files.borrow_mut().insert(
-            PathBuf::from(p),
-            FileState {
-                contents: c.to_vec(),
-                meta: FileMeta {
-                    mode: 0o640,
-                    uid: 0,
-                    gid: 0,
-                },
-            },
-        );
-    }
-    fn get(&self, p: &str) -> Option<Vec<u8>> {
-        self.files
-            .borrow()
-            .get(Path::new(p))
-            .map(|f| f.contents.clone())
-    }
-    fn tick(&self, p: &Path) -> Result<(), DurableError> {
-        let n = self.ops.get() + 1;
-        self.ops.set(n);
-        if self.fail_at.get() == Some(n) {
-            return Err(DurableError::io(
-                p,
-                "write temp file",
-                std::io::Error::from_raw_os_error(libc::EIO),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Storage for MemStorage {
-    fn read(&self, path: &Path) -> Result<Option<FileState>, DurableError> {
-        Ok(self.files.borrow().get(path).cloned())
-    }
-    fn replace(
-        &self,
-        path: &Path,
-        contents: &[u8],
-        meta: &FileMeta,
-        tag: &str,
-    ) -> Result<(), DurableError> {
-        self.tick(path)?;
-        let _ = tag;
-        self.files.borrow_mut().insert(
-            path.to_path_buf(),
-            FileState {
-                contents: contents.to_vec(),
-                meta: *meta,
-            },
-        );
-        Ok(())
-    }
-    fn remove(&self, path: &Path) -> Result<(), DurableError> {
-        self.tick(path)?;
-        self.files.borrow_mut().remove(path);
-        Ok(())
-    }
-    fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
-        let t = crate::durable::temp_path(path, tag).unwrap();
-        Ok(self.temps.borrow_mut().remove(&t).is_some())
-    }
-    fn sync(&self, path: &Path) -> Result<(), DurableError> {
-        self.synced.borrow_mut().push(path.to_path_buf());
-        Ok(())
-    }
-}
+use std::cell::RefCell;
 
 /// A gate that answers from a script: one verdict per call, in order.
 struct ScriptedGate(RefCell<Vec<GateVerdict>>, RefCell<Vec<Purpose>>);
@@ -182,6 +99,7 @@ fn plan(ops: Vec<(&str, Option<&[u8]>)>, gate: bool, audit: bool) -> Plan {
             script: None,
             script_timeout_secs: 5,
         },
+        options: PlanOptions::default(),
     }
 }
 
@@ -197,13 +115,7 @@ fn states(j: &Journal, id: TxId) -> Vec<State> {
 }
 
 fn engine<'a>(j: &'a Journal, s: &'a MemStorage, g: &'a dyn Gate, a: &'a dyn Audit) -> Engine<'a> {
-    Engine {
-        journal: j,
-        storage: s,
-        gate: g,
-        audit: a,
-        clock: &SystemClock,
-    }
+    Engine::new(j, s, g, a, &SystemClock)
 }
 
 #[test]
@@ -281,11 +193,13 @@ fn gate_failure_rolls_back_and_regates_the_old_component() {
         txid,
         cause,
         reason,
+        verified,
     } = out
     else {
         panic!("{out:?}")
     };
     assert_eq!(cause, RollbackCause::GateFailed);
+    assert_eq!(verified, Verified::Healthy);
     assert!(reason.contains("crash loop"));
     assert_eq!(s.get(M).unwrap(), b"old");
     assert_eq!(*g.1.borrow(), vec![Purpose::Forward, Purpose::Rollback]);
@@ -355,7 +269,7 @@ fn write_failure_on_second_file_restores_the_first() {
     let (_d, j) = journal();
     let s = MemStorage::default();
     s.put(M, b"old");
-    s.fail_at.set(Some(2)); // M written (1), P fails (2)
+    s.fail_op(2); // M written (1), P fails (2)
     let out = engine(&j, &s, &NoGate, &NoAudit)
         .run(plan(
             vec![(M, Some(b"new")), (P, Some(b"policy"))],
@@ -376,7 +290,7 @@ fn failing_restore_needs_manual_and_names_the_files() {
     let (_d, j) = journal();
     let s = MemStorage::default();
     s.put(M, b"old");
-    s.fail_at.set(Some(2)); // forward write ok, restore fails
+    s.fail_op(2); // forward write ok, restore fails
     let g = ScriptedGate::new(vec![failed("down")]);
     let out = engine(&j, &s, &g, &NoAudit)
         .run(plan(vec![(M, Some(b"new"))], true, false))
@@ -393,7 +307,7 @@ fn files_of_an_unresolved_needs_manual_transaction_are_refused_until_resolved() 
     let s = MemStorage::default();
     s.put(M, b"old");
     s.put(P, b"p0");
-    s.fail_at.set(Some(2)); // forward write ok, restore fails
+    s.fail_op(2); // forward write ok, restore fails
     let g = ScriptedGate::new(vec![failed("down")]);
     let out = engine(&j, &s, &g, &NoAudit)
         .run(plan(vec![(M, Some(b"new"))], true, false))
@@ -403,7 +317,7 @@ fn files_of_an_unresolved_needs_manual_transaction_are_refused_until_resolved() 
     };
     assert_eq!(j.unresolved().unwrap(), vec![txid]);
     let held = s.get(M).unwrap();
-    let ops_before = s.ops.get();
+    let ops_before = s.written().len();
     // The same file: refused before anything is journaled or written.
     let n = j.len().unwrap();
     let err = engine(&j, &s, &NoGate, &NoAudit)
@@ -413,8 +327,15 @@ fn files_of_an_unresolved_needs_manual_transaction_are_refused_until_resolved() 
             false,
         ))
         .unwrap_err();
+    let TxnError::Recorded {
+        txid: refusal,
+        inner,
+    } = &err
+    else {
+        panic!("{err}")
+    };
     assert!(
-        matches!(&err, TxnError::Unresolved { txid: t, path } if *t == txid && path == M),
+        matches!(&**inner, TxnError::Unresolved { txid: t, path } if *t == txid && path == M),
         "{err}"
     );
     assert!(err.to_string().contains("kharden journal resolve"));
@@ -424,7 +345,12 @@ fn files_of_an_unresolved_needs_manual_transaction_are_refused_until_resolved() 
         b"p0",
         "nothing of the refused plan was written"
     );
-    assert_eq!((j.len().unwrap(), s.ops.get()), (n, ops_before));
+    // The refusal is journaled (by the engine, at its clock), nothing else.
+    assert_eq!((j.len().unwrap(), s.written().len()), (n + 1, ops_before));
+    let r = j.get(*refusal).unwrap();
+    assert_eq!(r.state, State::Aborted);
+    assert!(r.files.is_empty());
+    assert!(r.reason.unwrap().contains("refused:"));
     // Another file: free to change.
     let out = engine(&j, &s, &NoGate, &NoAudit)
         .run(plan(vec![(P, Some(b"p1"))], false, false))
@@ -489,7 +415,12 @@ fn rollback_command_restores_and_refuses_diverged_files() {
         panic!()
     };
     let rb = e
-        .rollback_plan(txid, GateSpec::default(), AuditSpec::default())
+        .rollback_plan(
+            txid,
+            GateSpec::default(),
+            AuditSpec::default(),
+            PlanOptions::default(),
+        )
         .unwrap();
     let Outcome::Committed { txid: t2 } = e.run(rb).unwrap() else {
         panic!()
@@ -502,7 +433,12 @@ fn rollback_command_restores_and_refuses_diverged_files() {
     assert_eq!(j.get(t2).unwrap().kind, TxnKind::Rollback { of: txid });
     // Rolling back the same transaction again: the files no longer hold its after side.
     assert!(matches!(
-        e.rollback_plan(txid, GateSpec::default(), AuditSpec::default()),
+        e.rollback_plan(
+            txid,
+            GateSpec::default(),
+            AuditSpec::default(),
+            PlanOptions::default()
+        ),
         Err(TxnError::Diverged { .. })
     ));
     // A rolled-back transaction is not committed.
@@ -514,7 +450,12 @@ fn rollback_command_restores_and_refuses_diverged_files() {
         panic!()
     };
     assert!(matches!(
-        e2.rollback_plan(t3, GateSpec::default(), AuditSpec::default()),
+        e2.rollback_plan(
+            t3,
+            GateSpec::default(),
+            AuditSpec::default(),
+            PlanOptions::default()
+        ),
         Err(TxnError::NotCommitted { .. })
     ));
 }
@@ -560,6 +501,7 @@ fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[
         state: State::Prepared,
         rollback_cause: None,
         reason: None,
+        temp_tag: 7,
     };
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     let id = j.prepare(rec, &refs, 1).unwrap();
@@ -593,9 +535,9 @@ fn recover_now(j: &Journal, s: &MemStorage, policy: Policy, force: bool) -> Reco
     let g = ScriptedGate::new(vec![passed(), passed()]);
     let r = recover(&engine(j, s, &g, &NoAudit), policy, force).unwrap();
     // Idempotent: a second run finds nothing open (or the same conflicts) and changes nothing.
-    let snapshot = s.files.borrow().clone();
+    let snapshot = s.written();
     let again = recover(&engine(j, s, &NoGate, &NoAudit), policy, force).unwrap();
-    assert_eq!(*s.files.borrow(), snapshot, "recover twice changed files");
+    assert_eq!(s.written(), snapshot, "recover twice changed files");
     if !force {
         assert_eq!(again.has_conflicts(), r.has_conflicts());
     }
@@ -616,16 +558,12 @@ fn row1_early_state_all_before_is_aborted() {
         let s = MemStorage::default();
         let id = open_txn(&j, &s, st, &[(M, b"old", b"new"), (P, b"p0", b"p1")]);
         let r = recover_now(&j, &s, Policy::Revert, false);
-        assert_eq!(r.transactions[0].state.as_deref(), Some("aborted"), "{st}");
+        assert_eq!(r.transactions[0].ended, Some(State::Aborted), "{st}");
         assert_eq!(j.get(id).unwrap().state, State::Aborted);
         assert_eq!(s.get(M).unwrap(), b"old");
         assert!(j.open_ids().unwrap().is_empty());
         // Found at before, not written: made durable before "aborted" is journaled.
-        assert_eq!(
-            *s.synced.borrow(),
-            vec![PathBuf::from(M), PathBuf::from(P)],
-            "{st}"
-        );
+        assert_eq!(s.synced(), vec![PathBuf::from(M), PathBuf::from(P)], "{st}");
     }
 }
 
@@ -641,8 +579,8 @@ fn row2_early_state_some_or_all_after_restores_before() {
             }
             let r = recover_now(&j, &s, Policy::Revert, false);
             assert_eq!(
-                r.transactions[0].state.as_deref(),
-                Some("rolled-back"),
+                r.transactions[0].ended,
+                Some(State::RolledBack),
                 "{st} {which:?}"
             );
             assert_eq!(s.get(M).unwrap(), b"old");
@@ -657,7 +595,7 @@ fn row2_early_state_some_or_all_after_restores_before() {
                 .filter(|p| !which.contains(p))
                 .map(PathBuf::from)
                 .collect();
-            assert_eq!(*s.synced.borrow(), untouched, "{st} {which:?}");
+            assert_eq!(s.synced(), untouched, "{st} {which:?}");
         }
     }
 }
@@ -674,7 +612,7 @@ fn row2_with_resume_policy_rolls_forward_through_the_gate() {
     );
     s.put(M, b"new");
     let r = recover_now(&j, &s, Policy::Resume, false);
-    assert_eq!(r.transactions[0].state.as_deref(), Some("committed"));
+    assert_eq!(r.transactions[0].ended, Some(State::Committed));
     assert_eq!(s.get(M).unwrap(), b"new");
     assert_eq!(s.get(P).unwrap(), b"p1");
     assert_eq!(j.get(id).unwrap().state, State::Committed);
@@ -687,10 +625,10 @@ fn row3_audited_all_after_is_committed() {
     let id = open_txn(&j, &s, State::Audited, &[(M, b"old", b"new")]);
     s.put(M, b"new");
     let r = recover_now(&j, &s, Policy::Revert, false);
-    assert_eq!(r.transactions[0].state.as_deref(), Some("committed"));
+    assert_eq!(r.transactions[0].ended, Some(State::Committed));
     assert_eq!(j.get(id).unwrap().state, State::Committed);
     assert_eq!(s.get(M).unwrap(), b"new");
-    assert_eq!(*s.synced.borrow(), vec![PathBuf::from(M)]);
+    assert_eq!(s.synced(), vec![PathBuf::from(M)]);
 }
 
 #[test]
@@ -701,7 +639,7 @@ fn row4_rolling_back_is_finished_from_either_side() {
         let id = open_txn(&j, &s, State::RollingBack, &[(M, b"old", b"new")]);
         s.put(M, side);
         let r = recover_now(&j, &s, Policy::Revert, false);
-        assert_eq!(r.transactions[0].state.as_deref(), Some("rolled-back"));
+        assert_eq!(r.transactions[0].ended, Some(State::RolledBack));
         assert_eq!(s.get(M).unwrap(), b"old");
         assert_eq!(
             j.get(id).unwrap().rollback_cause,
@@ -751,11 +689,18 @@ fn recovery_removes_temp_files() {
     let (_d, j) = journal();
     let s = MemStorage::default();
     let id = open_txn(&j, &s, State::Prepared, &[(M, b"old", b"new")]);
-    let t = crate::durable::temp_path(Path::new(M), &id.to_string()).unwrap();
-    s.temps.borrow_mut().insert(t, b"partial".to_vec());
+    let ours = TempName { txid: id, tag: 7 };
+    let t = ours.path(Path::new(M), 3).unwrap();
+    s.put_temp(&t, b"partial");
+    // A stale temp of another journal's transaction with the same id: not ours.
+    let stale = TempName { txid: id, tag: 8 }.path(Path::new(M), 0).unwrap();
+    s.put_temp(&stale, b"someone else's");
     let r = recover_now(&j, &s, Policy::Revert, false);
-    assert_eq!(r.transactions[0].temps_removed, vec![M.to_string()]);
-    assert!(s.temps.borrow().is_empty());
+    assert_eq!(
+        r.transactions[0].temps_removed,
+        vec![t.display().to_string()]
+    );
+    assert_eq!(s.temps(), vec![stale]);
 }
 
 #[test]
@@ -805,20 +750,24 @@ impl Storage for TimedStorage {
         path: &Path,
         contents: &[u8],
         meta: &FileMeta,
-        tag: &str,
+        temp: &TempName,
+        expect: crate::durable::Expect,
     ) -> Result<(), DurableError> {
         std::thread::sleep(Duration::from_millis(5));
-        self.times.borrow_mut().push(SystemTime::now());
-        self.inner.replace(path, contents, meta, tag)
+        self.times.borrow_mut().push(SystemClock.now());
+        self.inner.replace(path, contents, meta, temp, expect)
     }
-    fn remove(&self, path: &Path) -> Result<(), DurableError> {
-        self.inner.remove(path)
+    fn remove(&self, path: &Path, expect: crate::durable::Expect) -> Result<(), DurableError> {
+        self.inner.remove(path, expect)
     }
-    fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
-        self.inner.remove_temp(path, tag)
+    fn remove_temps(&self, path: &Path, temp: &TempName) -> Result<Vec<PathBuf>, DurableError> {
+        self.inner.remove_temps(path, temp)
     }
     fn sync(&self, path: &Path) -> Result<(), DurableError> {
         self.inner.sync(path)
+    }
+    fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError> {
+        self.inner.list(dir)
     }
 }
 
@@ -830,13 +779,7 @@ fn the_restart_proof_time_is_taken_before_the_rename_forward_and_back() {
     let s = TimedStorage::default();
     s.inner.put(M, b"old");
     let g = WriteTimeGate(RefCell::new(Vec::new()));
-    let e = Engine {
-        journal: &j,
-        storage: &s,
-        gate: &g,
-        audit: &NoAudit,
-        clock: &SystemClock,
-    };
+    let e = Engine::new(&j, &s, &g, &NoAudit, &SystemClock);
     let out = e.run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
     assert!(matches!(out, Outcome::NeedsManual { .. }), "{out:?}");
     let told = g.0.borrow();

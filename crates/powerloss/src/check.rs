@@ -155,6 +155,7 @@ pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Ve
             .split(':')
             .next()
             .and_then(|name| name.rsplit(".kharden-").next())
+            .and_then(|t| t.split('-').next())
             .and_then(|t| t.parse::<u64>().ok())
             .is_some_and(|id| unresolved.contains(&id));
         if !awaiting_operator {
@@ -167,7 +168,9 @@ pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Ve
             Outcome::Committed { .. } => State::Committed,
             Outcome::RolledBack { .. } => State::RolledBack,
             Outcome::NeedsManual { .. } => State::NeedsManual,
-            Outcome::Unchanged => continue,
+            Outcome::Aborted { .. } => State::Aborted,
+            // Left for recovery, which the check has just run: any end is fine.
+            Outcome::Unchanged | Outcome::LeftOpen { .. } => continue,
         };
         match txns.iter().find(|t| t.id == *id) {
             Some(t) if t.state == want => {}
@@ -341,12 +344,6 @@ pub fn run_recover(
     let clock = crate::harness::SimClock::new();
     let gate = crate::harness::ScriptedGate::default();
     let audit = crate::harness::FixedAudit(true);
-    let engine = kharden::txn::Engine {
-        journal,
-        storage: &storage,
-        gate: &gate,
-        audit: &audit,
-        clock: &clock,
-    };
+    let engine = kharden::txn::Engine::new(journal, &storage, &gate, &audit, &clock);
     recover(&engine, Policy::Revert, false)
 }

@@ -122,6 +122,7 @@ pub fn plan(ops: &[(PathBuf, Option<Vec<u8>>)], gate: bool, audit: bool) -> Plan
             script: None,
             script_timeout_secs: 5,
         },
+        options: kharden::txn::PlanOptions::default(),
     }
 }
 
@@ -146,13 +147,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn engine<'b>(&'b self, gate: &'b dyn Gate, audit: &'b dyn Audit) -> Engine<'b> {
-        Engine {
-            journal: self.journal,
-            storage: self.storage,
-            gate,
-            audit,
-            clock: self.clock,
-        }
+        Engine::new(self.journal, self.storage, gate, audit, self.clock)
     }
 
     /// Whether the power is still on (outcomes returned after a crash were never seen).
@@ -169,7 +164,9 @@ impl<'a> Ctx<'a> {
             Outcome::Unchanged => return,
             Outcome::Committed { txid } => *txid,
             Outcome::RolledBack { txid, .. } => *txid,
-            Outcome::NeedsManual { txid, .. } => *txid,
+            Outcome::NeedsManual { txid, .. }
+            | Outcome::LeftOpen { txid, .. }
+            | Outcome::Aborted { txid, .. } => *txid,
         };
         self.reported.borrow_mut().push((id, outcome.clone()));
     }

@@ -133,6 +133,7 @@ pub fn rollback_command() -> Scenario {
                     ..Default::default()
                 },
                 AuditSpec::default(),
+                kharden::txn::PlanOptions::default(),
             ) {
                 ctx.run(p, &gate, &audit);
             }

@@ -24,7 +24,7 @@
 //! shared counter, so a crash point is a position in one global order across the journal and
 //! the managed files.
 
-use kharden::durable::{temp_path, DurableError, FileMeta, FileState, Storage};
+use kharden::durable::{DurableError, Expect, FileMeta, FileState, Storage, TempName};
 use std::collections::BTreeMap;
 use std::io;
 use std::ops::Bound;
@@ -568,6 +568,8 @@ impl Storage for SimStorage {
         Ok(w.live.file(path).map(|i| FileState {
             contents: i.data.clone(),
             meta: i.meta,
+            // Hard links are not simulated.
+            nlink: 1,
         }))
     }
 
@@ -576,12 +578,26 @@ impl Storage for SimStorage {
         path: &Path,
         contents: &[u8],
         meta: &FileMeta,
-        tag: &str,
+        tag: &TempName,
+        expect: Expect,
     ) -> Result<(), DurableError> {
         let (dir, name) = split(path).ok_or_else(|| bad(path))?;
-        let temp = temp_path(path, tag).ok_or_else(|| bad(path))?;
-        let (_, temp_name) = split(&temp).ok_or_else(|| bad(path))?;
         let mut w = lock(&self.world);
+        // A fresh name per attempt, as `RealStorage` picks it.
+        let mut attempt = 0;
+        let (temp, temp_name) = loop {
+            let temp = tag.path(path, attempt).ok_or_else(|| bad(path))?;
+            let (_, temp_name) = split(&temp).ok_or_else(|| bad(path))?;
+            let taken = w
+                .live
+                .dirs
+                .get(&dir)
+                .is_some_and(|d| d.contains_key(&temp_name));
+            if !taken || attempt >= 64 || tag.tag == kharden::journal::TEMP_TAG_V1 {
+                break (temp, temp_name);
+            }
+            attempt += 1;
+        };
         if !w.live.dirs.contains_key(&dir) {
             return Err(io_err(
                 path,
@@ -635,6 +651,13 @@ impl Storage for SimStorage {
                     .map_err(|e| io_err(&temp, "fsync temp file", e))?;
                 w.fsync_ino(ino);
             }
+            // The last look before the rename (a read: no storage operation).
+            let now = w.live.file(path).map(|i| i.data.clone());
+            if !expect.holds(now.as_deref()) {
+                return Err(DurableError::Moved {
+                    path: path.to_path_buf(),
+                });
+            }
             w.begin(OpKind::Rename)
                 .map_err(|e| io_err(path, "rename temp file over target", e))
         })();
@@ -662,11 +685,17 @@ impl Storage for SimStorage {
         Ok(())
     }
 
-    fn remove(&self, path: &Path) -> Result<(), DurableError> {
+    fn remove(&self, path: &Path, expect: Expect) -> Result<(), DurableError> {
         let (dir, name) = split(path).ok_or_else(|| bad(path))?;
         let mut w = lock(&self.world);
         if !w.live.dirs.contains_key(&dir) {
             return Ok(());
+        }
+        let now = w.live.file(path).map(|i| i.data.clone());
+        if now.is_some() && !expect.holds(now.as_deref()) {
+            return Err(DurableError::Moved {
+                path: path.to_path_buf(),
+            });
         }
         w.begin(OpKind::Unlink)
             .map_err(|e| io_err(path, "unlink", e))?;
@@ -684,28 +713,37 @@ impl Storage for SimStorage {
         Ok(())
     }
 
-    fn remove_temp(&self, path: &Path, tag: &str) -> Result<bool, DurableError> {
-        let temp = temp_path(path, tag).ok_or_else(|| bad(path))?;
-        let (dir, temp_name) = split(&temp).ok_or_else(|| bad(path))?;
+    fn remove_temps(&self, path: &Path, tag: &TempName) -> Result<Vec<PathBuf>, DurableError> {
+        let (dir, _) = split(path).ok_or_else(|| bad(path))?;
         let mut w = lock(&self.world);
-        if !w
+        let names: Vec<String> = w
             .live
             .dirs
             .get(&dir)
-            .is_some_and(|d| d.contains_key(&temp_name))
-        {
-            return Ok(false);
+            .map(|d| d.keys().filter(|n| tag.matches(path, n)).cloned().collect())
+            .unwrap_or_default();
+        let mut removed = Vec::new();
+        for temp_name in names {
+            let temp = dir.join(&temp_name);
+            w.begin(OpKind::Unlink)
+                .map_err(|e| io_err(&temp, "remove temp file", e))?;
+            w.effect(Effect::Entry {
+                dir: dir.clone(),
+                op: EntryOp::Unlink { name: temp_name },
+            });
+            removed.push(temp);
         }
-        w.begin(OpKind::Unlink)
-            .map_err(|e| io_err(&temp, "remove temp file", e))?;
-        w.effect(Effect::Entry {
-            dir: dir.clone(),
-            op: EntryOp::Unlink { name: temp_name },
-        });
-        w.begin(OpKind::FsyncDir)
-            .map_err(|e| io_err(&temp, "fsync directory", e))?;
-        w.fsync_dir(&dir);
-        Ok(true)
+        if !removed.is_empty() {
+            w.begin(OpKind::FsyncDir)
+                .map_err(|e| io_err(path, "fsync directory", e))?;
+            w.fsync_dir(&dir);
+        }
+        Ok(removed)
+    }
+
+    fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError> {
+        let w = lock(&self.world);
+        Ok(w.live.dirs.get(dir).map(|d| d.keys().cloned().collect()))
     }
 
     fn sync(&self, path: &Path) -> Result<(), DurableError> {

@@ -268,6 +268,7 @@ impl Run {
                             ..Default::default()
                         },
                         AuditSpec::default(),
+                        kharden::txn::PlanOptions::default(),
                     ) {
                         Ok(p) => {
                             let out = ctx.run(p, &gate, &audit);

@@ -8,8 +8,9 @@
 
 use super::Ctx;
 use crate::cli::args::DemoArgs;
-use crate::cli::{CliError, CliResult};
-use crate::exit;
+use crate::cli::Output;
+use kharden::exit;
+use kharden::Error as CliError;
 use kharden_testnode::{
     etcd_binary, write_node, KubeletOptions, KubeletProcess, NodeOptions, NodePorts,
 };
@@ -61,7 +62,7 @@ impl Demo {
         let status = self
             .kharden(args)
             .status()
-            .map_err(|e| CliError::error(format!("running {}: {e}", self.exe.display())))?;
+            .map_err(|e| CliError::Other(format!("running {}: {e}", self.exe.display())))?;
         let code = status.code().unwrap_or(-1);
         if code != 0 {
             println!("(exit code {code})");
@@ -73,38 +74,37 @@ impl Demo {
 
 fn check_interrupt() -> Result<(), CliError> {
     if INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(CliError::new(
-            130,
-            "interrupted; the simulated node is stopped",
+        return Err(CliError::Other(
+            "interrupted; the simulated node is stopped".into(),
         ));
     }
     Ok(())
 }
 
 fn wait_healthy(root: &Path, manifest: &Path, timeout: Duration) -> Result<(), CliError> {
-    let spec = crate::journal::GateSpec {
+    let spec = kharden::journal::GateSpec {
         enabled: true,
         timeout_secs: timeout.as_secs(),
         stable_for_secs: 1,
         ..Default::default()
     };
     let contents = std::fs::read(manifest)
-        .map_err(|e| CliError::error(format!("{}: {e}", manifest.display())))?;
-    let mut p = crate::probe_gate::params_for(
-        &crate::paths::HostRoot::new(Some(root)),
+        .map_err(|e| CliError::Other(format!("{}: {e}", manifest.display())))?;
+    let mut p = kharden::gate::params_for(
+        &kharden::root::HostRoot::new(Some(root))?,
         &spec,
         &contents,
         None,
         SystemTime::now() + timeout,
     )
-    .map_err(CliError::error)?;
+    .map_err(CliError::Other)?;
     p.poll_interval = Duration::from_millis(200);
     let v = kharden_gate::run_gate(&p, &mut |_| check_interrupt_silent());
     if v.passed() {
         Ok(())
     } else {
         check_interrupt()?;
-        Err(CliError::error(format!(
+        Err(CliError::Other(format!(
             "{} did not become healthy: {v:?}",
             manifest.display()
         )))
@@ -113,7 +113,7 @@ fn wait_healthy(root: &Path, manifest: &Path, timeout: Duration) -> Result<(), C
 
 fn check_interrupt_silent() {}
 
-pub fn demo(ctx: &Ctx<'_>, a: &DemoArgs) -> CliResult {
+pub fn run(ctx: &Ctx<'_>, a: &DemoArgs) -> Result<Output, CliError> {
     let _ = ctx;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
@@ -125,11 +125,11 @@ pub fn demo(ctx: &Ctx<'_>, a: &DemoArgs) -> CliResult {
         let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGINT, &action);
         let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &action);
     }
-    let exe = std::env::current_exe().map_err(|e| CliError::error(format!("current_exe: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| CliError::Other(format!("current_exe: {e}")))?;
     let tmp = tempfile::Builder::new()
         .prefix("kharden-demo-")
         .tempdir()
-        .map_err(|e| CliError::error(format!("temp dir: {e}")))?;
+        .map_err(|e| CliError::Other(format!("temp dir: {e}")))?;
     let root = tmp.path().to_path_buf();
     let result = run_demo(&exe, &root);
     if a.keep {
@@ -142,7 +142,7 @@ pub fn demo(ctx: &Ctx<'_>, a: &DemoArgs) -> CliResult {
     result
 }
 
-fn run_demo(exe: &Path, root: &Path) -> CliResult {
+fn run_demo(exe: &Path, root: &Path) -> Result<Output, CliError> {
     let start = Instant::now();
     let with_etcd = etcd_binary().is_some();
     let node = write_node(
@@ -153,15 +153,15 @@ fn run_demo(exe: &Path, root: &Path) -> CliResult {
             ..NodeOptions::default()
         },
     )
-    .map_err(|e| CliError::error(format!("building the simulated node: {e}")))?;
+    .map_err(|e| CliError::Other(format!("building the simulated node: {e}")))?;
     let mut opts = KubeletOptions::simulated_node(root, exe).map_err(|e| {
-        CliError::error(format!(
+        CliError::Other(format!(
             "{}: installing the fake binaries: {e}",
             root.join("bin").display()
         ))
     })?;
     let reject_file = root.join("reject-flags");
-    std::fs::write(&reject_file, "").map_err(|e| CliError::error(e.to_string()))?;
+    std::fs::write(&reject_file, "").map_err(|e| CliError::Other(e.to_string()))?;
     opts.backoff_initial = Duration::from_millis(300);
     opts.backoff_max = Duration::from_secs(2);
     opts.grace_period = Duration::from_secs(3);
@@ -174,7 +174,7 @@ fn run_demo(exe: &Path, root: &Path) -> CliResult {
     opts.env
         .push(("FAKE_HOST_ROOT".into(), root.display().to_string()));
     let mut kubelet = KubeletProcess::spawn(exe, &["__kubelet"], &opts)
-        .map_err(|e| CliError::error(format!("starting the kubelet emulator: {e}")))?;
+        .map_err(|e| CliError::Other(format!("starting the kubelet emulator: {e}")))?;
     let demo = Demo {
         exe: exe.to_path_buf(),
         root: root.to_path_buf(),
@@ -187,11 +187,11 @@ fn run_demo(exe: &Path, root: &Path) -> CliResult {
     result
 }
 
-fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResult {
+fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> Result<Output, CliError> {
     let apiserver = node
         .apiserver_manifest
         .clone()
-        .ok_or_else(|| CliError::error("no apiserver manifest"))?;
+        .ok_or_else(|| CliError::Other("no apiserver manifest".into()))?;
     let api = apiserver.display().to_string();
     d.say(&format!(
         "A simulated control-plane node at {}: kubeadm-shaped manifests, a cluster CA, a kubelet emulator running kube-apiserver, kube-controller-manager, kube-scheduler (fakes that reject unknown flags and serve /livez over TLS){}",
@@ -226,7 +226,7 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResul
 
     d.say("3. A bad change: this apiserver is told to reject --enable-aggregator-routing. kharden writes it, the new process crash-loops, the gate fails, and the rollback restores the old manifest and proves the old component healthy again");
     std::fs::write(&d.reject_file, "--enable-aggregator-routing\n")
-        .map_err(|e| CliError::error(e.to_string()))?;
+        .map_err(|e| CliError::Other(e.to_string()))?;
     d.run(&[
         "apply",
         &api,
@@ -240,7 +240,7 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResul
     d.run(&["journal", "show", "4"])?;
 
     d.say("4. A crash in the middle of a gate: kharden is killed with SIGKILL while it waits, leaving the manifest written and the transaction open");
-    let before = std::fs::read(&apiserver).map_err(|e| CliError::error(e.to_string()))?;
+    let before = std::fs::read(&apiserver).map_err(|e| CliError::Other(e.to_string()))?;
     println!("$ kharden apply $NODE/... --set enable-aggregator-routing=true &   # then kill -9");
     let mut child = d
         .kharden(&[
@@ -255,9 +255,9 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResul
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| CliError::error(e.to_string()))?;
+        .map_err(|e| CliError::Other(e.to_string()))?;
     let t0 = Instant::now();
-    while std::fs::read(&apiserver).map_err(|e| CliError::error(e.to_string()))? == before
+    while std::fs::read(&apiserver).map_err(|e| CliError::Other(e.to_string()))? == before
         && t0.elapsed() < Duration::from_secs(20)
     {
         check_interrupt()?;
@@ -269,7 +269,7 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResul
     println!("killed kharden in the middle of its health gate");
     d.run(&["journal", "log", "--limit", "1"])?;
     println!("after a reboot, `kharden recover` runs before kubelet (packaging/kharden-recover.service):");
-    std::fs::write(&d.reject_file, "").map_err(|e| CliError::error(e.to_string()))?;
+    std::fs::write(&d.reject_file, "").map_err(|e| CliError::Other(e.to_string()))?;
     d.run(&["recover"])?;
     wait_healthy(&d.root, &apiserver, Duration::from_secs(30))?;
     println!("the apiserver is back on its last known-good manifest and healthy");
@@ -288,7 +288,7 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResul
             "committed",
         ])
         .output()
-        .map_err(|e| CliError::error(e.to_string()))?;
+        .map_err(|e| CliError::Other(e.to_string()))?;
     let v: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap_or_default();
     let harden_api = v["transactions"]
         .as_array()
@@ -311,5 +311,11 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> CliResul
         "Done in {:.0} s. Nothing is left running.",
         d.start.elapsed().as_secs_f32()
     ));
-    Ok(exit::SUCCESS)
+    Ok(Output {
+        json: serde_json::json!({"result": "demo", "exit_code": exit::SUCCESS}),
+        text: Vec::new(),
+        stderr: String::new(),
+        code: exit::SUCCESS,
+        outcome: "demo done".into(),
+    })
 }

@@ -1,10 +1,14 @@
-//! Audit a node against a CIS benchmark, and plan the fixes: the glue between the catalog
-//! (controls as data), the manifests on disk and the running processes.
+//! Assess a node against a CIS benchmark (`kharden audit`), and find what `harden` can fix:
+//! the glue between the catalog (controls as data), the manifests on disk and the running
+//! processes.
+//!
+//! (Named "assess" so that "audit" keeps one meaning inside the library: the check of the
+//! running process after a transaction's gate. The command is still `kharden audit`.)
 //!
 //! A component is evaluated on its running process's argv when one is found in `/proc` (that
 //! is what kube-bench reads with `ps`), else on its manifest; every result says which.
 
-use crate::durable::{RealStorage, Storage};
+use crate::durable::Storage;
 use kharden_catalog::{evaluate, Benchmark, Component, Control, Evaluation, Status};
 use kharden_manifest::PodInfo;
 use std::path::{Path, PathBuf};
@@ -27,7 +31,8 @@ impl std::fmt::Display for Source {
 }
 
 /// Which argv to evaluate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SourcePolicy {
     /// The running process when found, else the manifest.
     Auto,
@@ -101,34 +106,35 @@ pub struct Unreadable {
 }
 
 /// Every static pod manifest of `dir` (kubelet's rules: every non-dot regular file), with its
-/// component. The first manifest of a component wins; later ones are reported.
+/// component, read through `storage`. The first manifest of a component wins; later ones are
+/// reported. With `processes` (from `/proc`), each component's running process is found by
+/// its argv.
 pub fn discover(
+    storage: &dyn Storage,
     dir: &Path,
-    with_processes: bool,
-) -> std::io::Result<(Vec<Found>, Vec<Unreadable>)> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| !n.starts_with('.'))
-        })
+    processes: Option<&[kharden_gate::ProcInfo]>,
+) -> Result<(Vec<Found>, Vec<Unreadable>), crate::durable::DurableError> {
+    let names: Vec<PathBuf> = storage
+        .list(dir)?
+        .ok_or_else(|| {
+            crate::durable::DurableError::io(
+                dir,
+                "list directory",
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| dir.join(n))
         .collect();
-    names.sort();
-    let processes = if with_processes {
-        kharden_gate::ProcScanner::default()
-            .processes()
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let processes = processes.unwrap_or_default();
     let mut found: Vec<Found> = Vec::new();
     let mut bad = Vec::new();
     for path in names {
-        let contents = match RealStorage.read(&path) {
+        let contents = match storage.read(&path) {
             Ok(Some(s)) => s.contents,
             Ok(None) => continue,
+            Err(crate::durable::DurableError::NotRegular { .. }) => continue,
             Err(e) => {
                 bad.push(Unreadable {
                     path: path.display().to_string(),
@@ -195,15 +201,15 @@ impl ControlResult {
 }
 
 /// Evaluate every control of `bench` against what was found.
-pub fn audit(bench: &Benchmark, found: &[Found], policy: SourcePolicy) -> Vec<ControlResult> {
+pub fn assess(bench: &Benchmark, found: &[Found], policy: SourcePolicy) -> Vec<ControlResult> {
     bench
         .controls
         .iter()
-        .map(|c| audit_one(c, found, policy))
+        .map(|c| assess_one(c, found, policy))
         .collect()
 }
 
-pub fn audit_one(c: &Control, found: &[Found], policy: SourcePolicy) -> ControlResult {
+pub fn assess_one(c: &Control, found: &[Found], policy: SourcePolicy) -> ControlResult {
     let base = ControlResult {
         id: c.id,
         title: c.title,
@@ -256,3 +262,127 @@ pub const HARDEN_ORDER: [Component; 4] = [
     Component::ControllerManager,
     Component::Scheduler,
 ];
+
+/// One control in the report of `kharden audit`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ControlView {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub component: &'static str,
+    pub scored: bool,
+    pub status: Status,
+    pub source: Option<Source>,
+    pub automatable: bool,
+    /// kube-bench's verdict and the flag parser's (when evaluated).
+    pub kube_bench: Option<bool>,
+    pub flag_parser: Option<bool>,
+    pub disagreement: Option<String>,
+    pub note: Option<String>,
+    /// What harden would do (`auto: …`) or why a person must (`manual: …`), for a failing
+    /// control.
+    pub fix: Option<String>,
+}
+
+/// Totals per status.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub pass: usize,
+    pub fail: usize,
+    pub warn: usize,
+    pub manual: usize,
+}
+
+/// `kharden audit`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditReport {
+    pub benchmark: &'static str,
+    pub manifests: String,
+    pub controls: Vec<ControlView>,
+    pub unreadable: Vec<Unreadable>,
+    pub summary: Summary,
+    /// Where each component's argv came from (`running process 123`, `manifest …`).
+    #[serde(skip)]
+    pub sources: Vec<(&'static str, String)>,
+    pub exit_code: u8,
+}
+
+fn fix_text(c: &Control) -> String {
+    match c.remediation() {
+        Some(r) => format!(
+            "auto: {}",
+            r.changes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => format!("manual: {}", c.manual_reason().unwrap_or("")),
+    }
+}
+
+/// Assess and build the report; `fail_code` is the exit code when a scored control fails
+/// (kube-bench's `--exit-code`, 0 by default).
+pub fn audit_report(
+    bench: &Benchmark,
+    manifests: &Path,
+    found: &[Found],
+    unreadable: Vec<Unreadable>,
+    policy: SourcePolicy,
+    fail_code: u8,
+) -> AuditReport {
+    let results = assess(bench, found, policy);
+    let mut summary = Summary::default();
+    for r in &results {
+        match r.status {
+            Status::Pass => summary.pass += 1,
+            Status::Fail => summary.fail += 1,
+            Status::Warn => summary.warn += 1,
+            Status::Manual => summary.manual += 1,
+        }
+    }
+    let scored_fail = results.iter().any(|r| r.scored && r.status == Status::Fail);
+    let controls = results
+        .iter()
+        .map(|r| ControlView {
+            id: r.id,
+            title: r.title,
+            component: r.component.name(),
+            scored: r.scored,
+            status: r.status,
+            source: r.source.clone(),
+            automatable: r.automatable,
+            kube_bench: r.evaluation.as_ref().map(|e| e.kube_bench),
+            flag_parser: r.evaluation.as_ref().map(|e| e.flag_parser),
+            disagreement: r.evaluation.as_ref().and_then(|e| e.disagreement.clone()),
+            note: r.note.clone(),
+            fix: r
+                .failing()
+                .then(|| bench.control(r.id).map(fix_text))
+                .flatten(),
+        })
+        .collect();
+    let sources = Component::ALL
+        .iter()
+        .map(|c| {
+            let src = found
+                .iter()
+                .find(|f| f.component == *c)
+                .and_then(|f| f.flags(SourcePolicy::Auto).map(|(_, s)| s.to_string()))
+                .unwrap_or_else(|| "not found".into());
+            (c.name(), src)
+        })
+        .collect();
+    AuditReport {
+        benchmark: bench.id,
+        manifests: manifests.display().to_string(),
+        controls,
+        unreadable,
+        summary,
+        sources,
+        exit_code: if scored_fail {
+            fail_code
+        } else {
+            crate::exit::SUCCESS
+        },
+    }
+}

@@ -2,10 +2,15 @@
 //! new manifest is proven running and healthy, or say why not.
 //!
 //! The transaction engine only sees the [`Gate`] trait, so tests can script every verdict and
-//! the power-loss explorer can run without processes. The real gate
-//! ([`crate::probe_gate::ProbeGate`]) proves the restart from `/proc` and probes like kubelet.
+//! the power-loss explorer can run without processes. The real gate ([`live::ProbeGate`])
+//! proves the restart from `/proc` and probes like kubelet, with the `kharden-gate` crate.
+
+pub mod live;
+
+pub use live::{params_for, ProbeGate};
 
 use crate::journal::{GateSpec, ProbeClass, TxId};
+use crate::signals::Interrupts;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -19,7 +24,7 @@ pub enum Purpose {
 }
 
 /// What the gate is asked to wait for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GateRequest<'a> {
     pub txid: TxId,
     pub spec: &'a GateSpec,
@@ -31,6 +36,20 @@ pub struct GateRequest<'a> {
     pub written_at: Option<SystemTime>,
     pub deadline: SystemTime,
     pub purpose: Purpose,
+    /// Signals: the gate stops waiting when one asks it to (the engine decides what follows).
+    pub interrupts: &'a dyn Interrupts,
+}
+
+impl GateRequest<'_> {
+    /// Whether a signal asks this gate to stop: the first one stops a forward gate, the second
+    /// one a rollback's.
+    pub fn interrupted(&self) -> bool {
+        let need = match self.purpose {
+            Purpose::Forward => 1,
+            Purpose::Rollback => 2,
+        };
+        self.interrupts.count() >= need
+    }
 }
 
 /// One observation of the gate, journaled as it happens.

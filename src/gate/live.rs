@@ -10,16 +10,15 @@
 //! `apiserver-kubelet-client`) is presented, so that `--anonymous-auth=false` does not turn
 //! the probe into a 401.
 
-use crate::gate::{Gate, GateRequest, GateVerdict, Observation};
+use super::{Gate, GateRequest, GateVerdict, Observation};
 use crate::journal::{GateSpec, ProbeClass};
-use crate::paths::HostRoot;
+use crate::root::HostRoot;
 use kharden_gate::probe::{
     default_server_name, discover_client_cert, discover_cluster_ca, probe_target_from_pod,
     ClientCertFiles, Scheme, TlsSettings,
 };
 use kharden_gate::{GateParams, ProbeClass as GClass};
 use kharden_manifest::Flags;
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -27,18 +26,40 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone)]
 pub struct ProbeGate {
     pub root: HostRoot,
-    /// Draw a progress line on stderr (a terminal, not `-o json`).
-    pub progress: bool,
     /// Poll interval of the gate loop.
     pub poll: Duration,
 }
 
 impl ProbeGate {
-    pub fn new(root: HostRoot, json: bool) -> Self {
+    pub fn new(root: HostRoot) -> Self {
         ProbeGate {
             root,
-            progress: !json && std::io::stderr().is_terminal(),
             poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The gate loop's clock, cut short by a signal: sleeps in slices and, once the request is
+/// interrupted, reads as past the deadline so that the loop ends at its next look.
+struct InterruptibleClock<'a> {
+    req: &'a GateRequest<'a>,
+}
+
+impl kharden_gate::Clock for InterruptibleClock<'_> {
+    fn now(&mut self) -> SystemTime {
+        if self.req.interrupted() {
+            self.req.deadline + Duration::from_secs(1)
+        } else {
+            crate::txn::Clock::now(&crate::txn::SystemClock)
+        }
+    }
+    fn sleep(&mut self, d: Duration) {
+        let slice = Duration::from_millis(50);
+        let mut left = d;
+        while !left.is_zero() && !self.req.interrupted() {
+            let s = left.min(slice);
+            std::thread::sleep(s);
+            left = left.saturating_sub(s);
         }
     }
 }
@@ -67,7 +88,7 @@ pub fn params_for(
         }
     }
     .map_err(|e| e.to_string())?;
-    let pki = root.pki_dir();
+    let pki = root.pki_dir().map_err(|e| e.to_string())?;
     let flags = info.argv.get(info.flags_start..).unwrap_or_default();
     let tls = if target.scheme == Scheme::Https {
         let advertise = Flags::parse(flags)
@@ -123,8 +144,6 @@ fn class(c: GClass) -> ProbeClass {
     }
 }
 
-const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-
 impl Gate for ProbeGate {
     fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict {
         let Some((path, manifest)) = req.manifests.first() else {
@@ -143,38 +162,9 @@ impl Gate for ProbeGate {
                 }
             };
         params.poll_interval = self.poll;
-        let what = format!(
-            "{} ({})",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            match req.purpose {
-                crate::gate::Purpose::Forward => "new",
-                crate::gate::Purpose::Rollback => "restored",
-            }
-        );
-        let mut tick = 0usize;
-        let progress = self.progress;
-        let deadline = req.deadline;
-        let verdict = kharden_gate::run_gate(&params, &mut |o| {
-            if progress {
-                let left = deadline
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default()
-                    .as_secs();
-                let pid = o
-                    .pid
-                    .map(|p| format!("pid {p}"))
-                    .unwrap_or_else(|| "waiting for the restart".into());
-                eprint!(
-                    "\r\x1b[2K{} gate {what}: {pid}, {} (healthy streak {}), {left}s left",
-                    SPINNER[tick % SPINNER.len()],
-                    o.class,
-                    o.streak
-                );
-                let _ = std::io::stderr().flush();
-                tick += 1;
-            }
+        let mut io = kharden_gate::LiveIo::new(&params);
+        let mut clock = InterruptibleClock { req };
+        let verdict = kharden_gate::run_gate_with(&params, &mut io, &mut clock, &mut |o| {
             observe(Observation {
                 time: o.at,
                 class: class(o.class),
@@ -187,9 +177,13 @@ impl Gate for ProbeGate {
                 },
             });
         });
-        if progress {
-            eprint!("\r\x1b[2K");
-            let _ = std::io::stderr().flush();
+        if req.interrupted() {
+            return GateVerdict::Failed {
+                reason: format!(
+                    "interrupted by signal {} during the gate",
+                    req.interrupts.last_signal()
+                ),
+            };
         }
         match verdict {
             kharden_gate::GateVerdict::Passed {

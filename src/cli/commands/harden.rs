@@ -1,0 +1,49 @@
+//! `kharden harden`: the library plans and runs; this parses and renders.
+
+use super::{audit_for, gate_for, plan_options, Ctx};
+use crate::cli::args::HardenArgs;
+use crate::cli::progress::Spinner;
+use crate::cli::{render, Output};
+use kharden::durable::RealStorage;
+use kharden::harden::{self, Grouping, HardenRequest};
+use kharden::signals::ProcessSignals;
+use kharden::{Error, Result};
+
+pub fn run(ctx: &Ctx<'_>, a: &HardenArgs) -> Result<Output> {
+    let manifests_dir = match &a.manifests {
+        Some(d) => d.clone(),
+        None => ctx.root.manifests_dir()?,
+    };
+    let req = HardenRequest {
+        bench: super::audit::bench(&a.benchmark)?,
+        manifests_dir: manifests_dir.clone(),
+        root: ctx.root.clone(),
+        only: a.only.clone(),
+        skip: a.skip.clone(),
+        grouping: if a.batch {
+            Grouping::PerComponent
+        } else {
+            Grouping::PerControl
+        },
+        keep_going: a.keep_going,
+        gate: ctx.gate_spec(&a.gate, None)?,
+        audit: ctx.audit_spec(&a.audit),
+        options: plan_options(&a.safety),
+    };
+    req.validate()?;
+    if let Some(script) = &req.audit.script {
+        kharden::audit::check_script(std::path::Path::new(script)).map_err(Error::refused)?;
+    }
+    if a.dry_run {
+        return Ok(render::harden(&harden::dry_run(&req, &RealStorage)?));
+    }
+    let signals = ProcessSignals::install().map_err(|e| Error::Other(format!("signals: {e}")))?;
+    let session = ctx.session(vec![manifests_dir], true)?;
+    let gate = gate_for(ctx, &req.gate);
+    let audit = audit_for(&req.audit);
+    let spinner = Spinner::new(ctx.json);
+    let engine = session
+        .engine(gate.as_ref(), audit.as_ref(), &spinner)
+        .with_interrupts(&signals);
+    Ok(render::harden(&harden::run(&req, &engine)?))
+}

@@ -1,0 +1,483 @@
+//! `kharden harden`: fix every failing control that can be fixed safely, as gated
+//! transactions.
+//!
+//! The library does the whole command: it assesses the node from its manifests, chooses the
+//! controls, groups them into transactions, plans each transaction's file operations on the
+//! files as they are when it starts (a rollback of an earlier one is taken into account), runs
+//! them through the [`Engine`], and returns a typed [`HardenReport`]. The CLI only parses and
+//! renders; tests run it on the in-memory storage with a scripted gate.
+//!
+//! A control whose edit the editor refuses (a manifest shape it will not touch) changes
+//! nothing: it is reported as `blocked` with the reason, the other controls go on, and the
+//! command ends with a non-zero exit code.
+
+use crate::assess::{self, ControlResult, Found, SourcePolicy, Unreadable, HARDEN_ORDER};
+use crate::durable::{hash, Storage};
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::journal::{AuditSpec, GateSpec, TxId, TxnKind};
+use crate::root::HostRoot;
+use crate::txn::{Engine, FileOp, Outcome, Plan, PlanOptions, TxnError};
+use kharden_catalog::{Benchmark, Control, Status};
+use std::path::PathBuf;
+
+/// How controls are grouped into transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grouping {
+    /// One transaction (one restart, one gate) per control.
+    PerControl,
+    /// One transaction per component.
+    PerComponent,
+}
+
+/// What `harden` is asked to do.
+#[derive(Debug, Clone)]
+pub struct HardenRequest {
+    pub bench: &'static Benchmark,
+    pub manifests_dir: PathBuf,
+    pub root: HostRoot,
+    /// Only these control ids (empty: all).
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub grouping: Grouping,
+    /// Go on after a rollback (the default stops at the first one).
+    pub keep_going: bool,
+    pub gate: GateSpec,
+    pub audit: AuditSpec,
+    pub options: PlanOptions,
+}
+
+/// What happened to one unit of work (a control, or a component's controls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepOutcome {
+    /// Committed.
+    Fixed,
+    /// `--dry-run`: what would be done.
+    Planned,
+    Unchanged,
+    RolledBack,
+    NeedsManual,
+    /// A signal stopped it (rolled back, or left for `kharden recover`).
+    Interrupted,
+    /// Another writer changed a file first: nothing written.
+    Aborted,
+    /// Refused before any change (a file of an unresolved needs-manual transaction, a
+    /// hard-linked file, ...): journaled.
+    Refused,
+    /// Not attempted: a guard of the control, or the editor, refused it.
+    Blocked,
+}
+
+/// One step of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepResult {
+    pub controls: Vec<&'static str>,
+    pub component: &'static str,
+    #[serde(rename = "result")]
+    pub outcome: StepOutcome,
+    pub txid: Option<TxId>,
+    pub reason: Option<String>,
+    /// The unified diff of the step's files (planned or written).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+    #[serde(skip)]
+    pub exit_code: u8,
+}
+
+/// A control and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reasoned {
+    pub id: &'static str,
+    pub reason: String,
+}
+
+/// Everything `harden` did or would do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HardenReport {
+    pub benchmark: &'static str,
+    pub dry_run: bool,
+    pub passed_before: Vec<&'static str>,
+    pub steps: Vec<StepResult>,
+    pub manual: Vec<Reasoned>,
+    pub not_evaluated: Vec<Reasoned>,
+    /// Automatable controls still failing afterwards (not computed for a dry run).
+    pub still_failing: Vec<&'static str>,
+    pub unreadable: Vec<Unreadable>,
+    pub exit_code: u8,
+}
+
+impl HardenRequest {
+    /// Refuse unknown control ids before anything else.
+    pub fn validate(&self) -> Result<()> {
+        for id in self.only.iter().chain(&self.skip) {
+            if self.bench.control(id).is_none() {
+                return Err(Error::Usage(format!(
+                    "unknown control {id:?} in {}",
+                    self.bench.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn selected(&self, id: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|o| o == id))
+            && !self.skip.iter().any(|s| s == id)
+    }
+}
+
+/// The state of the node before: what was found and how it assesses.
+struct Before {
+    found: Vec<Found>,
+    results: Vec<ControlResult>,
+    unreadable: Vec<Unreadable>,
+}
+
+fn assess_manifests(req: &HardenRequest, storage: &dyn Storage) -> Result<Before> {
+    let (found, unreadable) = assess::discover(storage, &req.manifests_dir, None)
+        .map_err(|e| Error::Other(format!("{}: {e}", req.manifests_dir.display())))?;
+    // Plan on the manifests: they are what this command changes.
+    let results = assess::assess(req.bench, &found, SourcePolicy::Manifest);
+    Ok(Before {
+        found,
+        results,
+        unreadable,
+    })
+}
+
+/// A transaction's plan for some controls of one component, on top of `contents`.
+struct StepPlan {
+    ops: Vec<FileOp>,
+    planned: Vec<&'static str>,
+    blocked: Vec<(&'static str, String)>,
+    edited: Vec<u8>,
+}
+
+/// Plan `controls` on `contents`: each control's changes are applied in turn, so a control
+/// the editor refuses is blocked alone and the others go on.
+fn plan_controls(
+    req: &HardenRequest,
+    storage: &dyn Storage,
+    f: &Found,
+    contents: &[u8],
+    controls: &[&'static Control],
+) -> Result<StepPlan> {
+    let info = kharden_manifest::inspect(contents, None)
+        .map_err(|e| Error::refused(format!("{}: {e}", f.manifest.display())))?;
+    let flags = info
+        .argv
+        .get(info.flags_start..)
+        .unwrap_or_default()
+        .to_vec();
+    let mut changes = Vec::new();
+    let mut files: Vec<FileOp> = Vec::new();
+    let mut planned = Vec::new();
+    let mut blocked = Vec::new();
+    let mut edited = contents.to_vec();
+    'controls: for c in controls {
+        let Some(r) = c.remediation() else { continue };
+        if let Err(b) = r.check_guards(&flags) {
+            blocked.push((
+                c.id,
+                b.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
+            continue;
+        }
+        let mut mine = Vec::new();
+        for x in &r.files {
+            let path = req.root.resolve(&x.path)?;
+            if files.iter().any(|o| o.path == path) {
+                continue;
+            }
+            match storage.read(&path)? {
+                Some(s) if s.contents == x.contents.as_bytes() => {}
+                Some(_) => {
+                    blocked.push((
+                        c.id,
+                        format!(
+                            "{} exists with other contents; kharden will not replace it",
+                            path.display()
+                        ),
+                    ));
+                    continue 'controls;
+                }
+                None => mine.push(FileOp {
+                    path,
+                    after: Some(x.contents.as_bytes().to_vec()),
+                    expect_before: Some(None),
+                    changes: Vec::new(),
+                    gated: false,
+                }),
+            }
+        }
+        match kharden_manifest::edit(&edited, None, &r.changes) {
+            Ok(e) => edited = e.output,
+            Err(e) => {
+                blocked.push((c.id, format!("{}: {e}", f.manifest.display())));
+                continue;
+            }
+        }
+        files.extend(mine);
+        changes.extend(r.changes.iter().cloned());
+        planned.push(c.id);
+    }
+    files.push(FileOp {
+        path: f.manifest.clone(),
+        after: Some(edited.clone()),
+        expect_before: Some(Some(hash(contents))),
+        changes,
+        gated: true,
+    });
+    Ok(StepPlan {
+        ops: files,
+        planned,
+        blocked,
+        edited,
+    })
+}
+
+fn diff_of(storage: &dyn Storage, ops: &[FileOp], manifest_before: &[u8]) -> String {
+    let mut diff = String::new();
+    for op in ops {
+        let cur = if op.gated {
+            Some(manifest_before.to_vec())
+        } else {
+            storage.read(&op.path).ok().flatten().map(|s| s.contents)
+        };
+        if cur.as_deref() != op.after.as_deref() {
+            diff.push_str(&crate::diff::unified(
+                &op.path.display().to_string(),
+                cur.as_deref(),
+                op.after.as_deref(),
+            ));
+        }
+    }
+    diff
+}
+
+/// Plan every step without changing anything (`--dry-run`): edits chain in memory.
+pub fn dry_run(req: &HardenRequest, storage: &dyn Storage) -> Result<HardenReport> {
+    execute(req, storage, None)
+}
+
+/// Run every step through `engine`.
+pub fn run(req: &HardenRequest, engine: &Engine<'_>) -> Result<HardenReport> {
+    execute(req, engine.storage, Some(engine))
+}
+
+fn execute(
+    req: &HardenRequest,
+    storage: &dyn Storage,
+    engine: Option<&Engine<'_>>,
+) -> Result<HardenReport> {
+    req.validate()?;
+    let before = assess_manifests(req, storage)?;
+    let passed_before: Vec<&'static str> = before
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Pass)
+        .map(|r| r.id)
+        .collect();
+    let manual: Vec<Reasoned> = before
+        .results
+        .iter()
+        .filter(|r| req.selected(r.id) && r.failing() && !r.automatable)
+        .map(|r| Reasoned {
+            id: r.id,
+            reason: r.note.clone().unwrap_or_default(),
+        })
+        .collect();
+    let not_evaluated: Vec<Reasoned> = before
+        .results
+        .iter()
+        .filter(|r| req.selected(r.id) && r.evaluation.is_none())
+        .map(|r| Reasoned {
+            id: r.id,
+            reason: r.note.clone().unwrap_or_default(),
+        })
+        .collect();
+    let mut steps: Vec<StepResult> = Vec::new();
+    'components: for comp in HARDEN_ORDER {
+        let Some(f) = before.found.iter().find(|f| f.component == comp) else {
+            continue;
+        };
+        let todo: Vec<&'static Control> = before
+            .results
+            .iter()
+            .filter(|r| r.component == comp && req.selected(r.id) && r.failing() && r.automatable)
+            .filter_map(|r| req.bench.control(r.id))
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let groups: Vec<Vec<&'static Control>> = match req.grouping {
+            Grouping::PerComponent => vec![todo],
+            Grouping::PerControl => todo.into_iter().map(|c| vec![c]).collect(),
+        };
+        // For a dry run, edits chain in memory; otherwise each transaction reads the file anew.
+        let mut current = f.contents.clone();
+        for group in groups {
+            if engine.is_some() {
+                current = storage
+                    .read(&f.manifest)?
+                    .map(|s| s.contents)
+                    .unwrap_or_default();
+            }
+            let plan = plan_controls(req, storage, f, &current, &group)?;
+            for (id, why) in &plan.blocked {
+                steps.push(StepResult {
+                    controls: vec![id],
+                    component: comp.name(),
+                    outcome: StepOutcome::Blocked,
+                    txid: None,
+                    reason: Some(why.clone()),
+                    diff: String::new(),
+                    exit_code: exit::ERROR,
+                });
+            }
+            if plan.planned.is_empty() {
+                continue;
+            }
+            let diff = diff_of(storage, &plan.ops, &current);
+            let Some(engine) = engine else {
+                steps.push(StepResult {
+                    controls: plan.planned,
+                    component: comp.name(),
+                    outcome: StepOutcome::Planned,
+                    txid: None,
+                    reason: None,
+                    diff,
+                    exit_code: exit::SUCCESS,
+                });
+                current = plan.edited;
+                continue;
+            };
+            engine.progress.step(&format!(
+                "fixing {} on {} ...",
+                plan.planned.join(", "),
+                comp
+            ));
+            let result = engine.run(Plan {
+                kind: TxnKind::Harden {
+                    controls: plan.planned.iter().map(|s| s.to_string()).collect(),
+                },
+                summary: format!("harden {}: {}", comp, plan.planned.join(", ")),
+                ops: plan.ops,
+                gate: req.gate.clone(),
+                audit: req.audit.clone(),
+                options: req.options,
+            });
+            let step = match result {
+                Ok(outcome) => step_of(plan.planned, comp.name(), &outcome, diff),
+                // Refused before any change (journaled by the engine): other components'
+                // files are still free to fix.
+                Err(e @ (TxnError::Recorded { .. } | TxnError::Changed { .. })) => {
+                    let reason = e.to_string();
+                    let code = Error::from(e).exit_code();
+                    StepResult {
+                        controls: plan.planned,
+                        component: comp.name(),
+                        outcome: StepOutcome::Refused,
+                        txid: None,
+                        reason: Some(reason),
+                        diff: String::new(),
+                        exit_code: code,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let stop = match step.outcome {
+                StepOutcome::NeedsManual | StepOutcome::Interrupted => true,
+                StepOutcome::RolledBack | StepOutcome::Refused | StepOutcome::Aborted => {
+                    !req.keep_going
+                }
+                _ => false,
+            };
+            let refused = step.outcome == StepOutcome::Refused;
+            steps.push(step);
+            if stop {
+                break 'components;
+            }
+            if refused {
+                // The component's file is held: go on with the next component.
+                continue 'components;
+            }
+        }
+    }
+    let still_failing: Vec<&'static str> = if engine.is_some() {
+        let after = assess_manifests(req, storage)?;
+        after
+            .results
+            .iter()
+            .filter(|r| r.failing() && r.automatable)
+            .map(|r| r.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let exit_code = exit_code(&steps);
+    Ok(HardenReport {
+        benchmark: req.bench.id,
+        dry_run: engine.is_none(),
+        passed_before,
+        steps,
+        manual,
+        not_evaluated,
+        still_failing,
+        unreadable: before.unreadable,
+        exit_code,
+    })
+}
+
+fn step_of(
+    controls: Vec<&'static str>,
+    component: &'static str,
+    outcome: &Outcome,
+    diff: String,
+) -> StepResult {
+    let (o, reason) = match outcome {
+        Outcome::Unchanged => (StepOutcome::Unchanged, None),
+        Outcome::Committed { .. } => (StepOutcome::Fixed, None),
+        Outcome::RolledBack {
+            cause: crate::journal::RollbackCause::Interrupted,
+            reason,
+            ..
+        } => (StepOutcome::Interrupted, Some(reason.clone())),
+        Outcome::RolledBack { reason, .. } => (StepOutcome::RolledBack, Some(reason.clone())),
+        Outcome::NeedsManual { reason, .. } => (StepOutcome::NeedsManual, Some(reason.clone())),
+        Outcome::LeftOpen { reason, .. } => (StepOutcome::Interrupted, Some(reason.clone())),
+        Outcome::Aborted { reason, .. } => (StepOutcome::Aborted, Some(reason.clone())),
+    };
+    StepResult {
+        controls,
+        component,
+        outcome: o,
+        txid: outcome.txid(),
+        reason,
+        diff,
+        exit_code: outcome.exit_code(),
+    }
+}
+
+/// The command's exit code: the most serious step's (needs-manual first, then a signal, a
+/// rollback, a refusal).
+fn exit_code(steps: &[StepResult]) -> u8 {
+    let rank = |c: u8| match c {
+        exit::NEEDS_MANUAL => 6,
+        exit::INTERRUPTED => 5,
+        exit::ROLLED_BACK_GATE | exit::ROLLED_BACK_AUDIT => 4,
+        exit::ERROR => 3,
+        exit::SUCCESS => 0,
+        _ => 2,
+    };
+    steps
+        .iter()
+        .map(|s| s.exit_code)
+        .max_by_key(|c| rank(*c))
+        .unwrap_or(exit::SUCCESS)
+}
