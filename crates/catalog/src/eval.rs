@@ -1,4 +1,4 @@
-//! Evaluating a control on one process's flags, under both readings.
+//! Evaluating a command-line check on one process's flags, under both readings.
 //!
 //! The reported [`Status`] follows kube-bench, because that is what auditors run. The flag
 //! parser's verdict is computed as well, and when the two differ the [`Evaluation`] says so in
@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::model::{BinOp, Control};
+use crate::model::{BinOp, Control, TestItem};
 use crate::{effective, kube_bench};
 
 /// The outcome, as kube-bench would print it (`Manual` is kube-bench's WARN for a
@@ -16,11 +16,11 @@ use crate::{effective, kube_bench};
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Pass,
-    /// A scored control whose test failed.
+    /// A scored check whose test failed (or whose audit command failed).
     Fail,
-    /// An unscored control whose test failed.
+    /// An unscored check whose test failed.
     Warn,
-    /// A `type: manual` control: nothing to test on the command line.
+    /// A `type: manual` check: nothing to test.
     Manual,
 }
 
@@ -31,6 +31,15 @@ impl Status {
             Status::Pass => "PASS",
             Status::Fail => "FAIL",
             Status::Warn | Status::Manual => "WARN",
+        }
+    }
+
+    /// PASS when `pass`, else FAIL for a scored check and WARN for an unscored one.
+    pub fn of(pass: bool, scored: bool) -> Status {
+        match (pass, scored) {
+            (true, _) => Status::Pass,
+            (false, true) => Status::Fail,
+            (false, false) => Status::Warn,
         }
     }
 }
@@ -46,10 +55,10 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// What each reading saw for one flag the control tests.
+/// What each reading saw for one flag a check tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Observation {
-    /// With dashes, as the control spells it.
+pub struct Reading {
+    /// With dashes, as the check spells it.
     pub flag: &'static str,
     /// kube-bench's value (first occurrence, substring match); `None` when not found.
     pub kube_bench: Option<String>,
@@ -69,15 +78,9 @@ pub struct Evaluation {
     pub flag_parser: bool,
     /// Set when the two readings give different results: which flags, and what each saw.
     pub disagreement: Option<String>,
-    pub observed: Vec<Observation>,
-}
-
-fn combine(bin_op: BinOp, mut results: impl Iterator<Item = bool>) -> bool {
-    match bin_op {
-        // kube-bench starts from `true` for `and` and from `false` for `or`.
-        BinOp::And => results.all(|r| r),
-        BinOp::Or => results.any(|r| r),
-    }
+    pub readings: Vec<Reading>,
+    /// kube-bench's `expected_result` text (empty for a manual check).
+    pub expected: String,
 }
 
 fn show(v: &Option<String>) -> String {
@@ -91,46 +94,73 @@ fn show(v: &Option<String>) -> String {
 /// `kharden_manifest::inspect`, or the live `/proc/PID/cmdline` minus the binary and any
 /// wrapper).
 pub fn evaluate(control: &Control, argv: &[String]) -> Evaluation {
+    evaluate_flags(
+        control.id,
+        control.manual_check,
+        control.scored,
+        control.bin_op,
+        control.tests,
+        argv,
+    )
+}
+
+/// The flags a test reads, each once, in order.
+pub(crate) fn distinct_flags(items: &[TestItem]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for t in items {
+        if !out.contains(&t.flag) {
+            out.push(t.flag);
+        }
+    }
+    out
+}
+
+/// The command-line evaluation behind [`evaluate`] and [`crate::evaluate_check`].
+pub(crate) fn evaluate_flags(
+    id: &'static str,
+    manual: bool,
+    scored: bool,
+    bin_op: BinOp,
+    items: &[TestItem],
+    argv: &[String],
+) -> Evaluation {
     let line = kube_bench::audit_line(argv);
-    let mut observed: Vec<Observation> = Vec::new();
-    for flag in control.flags() {
-        observed.push(Observation {
+    let readings: Vec<Reading> = distinct_flags(items)
+        .into_iter()
+        .map(|flag| Reading {
             flag,
             kube_bench: kube_bench::find_value(&line, flag),
             flag_parser: effective::value(argv, flag.trim_start_matches('-')),
-        });
-    }
-    if control.manual_check {
+        })
+        .collect();
+    if manual {
         return Evaluation {
-            id: control.id,
+            id,
             status: Status::Manual,
             kube_bench: false,
             flag_parser: false,
             disagreement: None,
-            observed,
+            readings,
+            expected: String::new(),
         };
     }
-    let seen = |flag: &str| observed.iter().find(|o| o.flag == flag);
-    let per_item: Vec<(bool, bool, &Observation)> = control
-        .tests
-        .iter()
-        .filter_map(|t| {
-            let o = seen(t.flag)?;
-            Some((
-                kube_bench::item_passes(t, o.kube_bench.as_deref()),
-                effective::item_passes(t, o.flag_parser.as_deref()),
-                o,
-            ))
-        })
-        .collect();
-    let kb = combine(control.bin_op, per_item.iter().map(|(k, _, _)| *k));
-    let fp = combine(control.bin_op, per_item.iter().map(|(_, f, _)| *f));
-    let status = if kb {
-        Status::Pass
-    } else if control.scored {
-        Status::Fail
-    } else {
-        Status::Warn
+    let seen = |flag: &str| readings.iter().find(|o| o.flag == flag);
+    let mut outcomes = Vec::new();
+    let mut per_item: Vec<(bool, bool, &Reading)> = Vec::new();
+    for t in items {
+        let Some(o) = seen(t.flag) else { continue };
+        let kb = kube_bench::evaluate_text(t, &line);
+        per_item.push((
+            kb.pass,
+            effective::item_passes(t, o.flag_parser.as_deref()),
+            o,
+        ));
+        outcomes.push(kb);
+    }
+    let (kb, expected) = kube_bench::combine(bin_op, &outcomes);
+    let fp = match bin_op {
+        BinOp::And => per_item.iter().all(|(_, f, _)| *f),
+        BinOp::Or => per_item.iter().any(|(_, f, _)| *f),
     };
     let disagreement = (kb != fp).then(|| {
         let mut flags: Vec<String> = Vec::new();
@@ -153,11 +183,12 @@ pub fn evaluate(control: &Control, argv: &[String]) -> Evaluation {
         )
     });
     Evaluation {
-        id: control.id,
-        status,
+        id,
+        status: Status::of(kb, scored),
         kube_bench: kb,
         flag_parser: fp,
         disagreement,
-        observed,
+        readings,
+        expected,
     }
 }

@@ -16,11 +16,18 @@
 //! - a `compare` on a flag that is not found fails the item; `set: false` passes when the flag
 //!   text is nowhere in the line.
 //!
+//! The same rules test every kind of audit output: a file test's `stat` lines
+//! ([`execute_text`], with `use_multiple_values` splitting the output into lines that must all
+//! pass; an empty output, which is what a missing file prints, finds nothing and fails every
+//! item that must be present), and a configuration path's printed value ([`evaluate_path`]).
+//! [`compare_op`] also returns kube-bench's `expected_result` text, for reports in kube-bench's
+//! own format.
+//!
 //! Why reproduce bugs: auditors run kube-bench, and `kharden audit` must predict what they
 //! will see. The flag parser's view is computed separately ([`crate::effective`]) and the two
 //! are reported side by side.
 
-use crate::model::{Compare, Op, TestItem};
+use crate::model::{BinOp, Compare, Op, TestItem};
 
 /// The `ps` line kube-bench would test (without the `ps` columns and binary path, which
 /// contain no `--` flag text).
@@ -65,19 +72,103 @@ pub fn find_value(line: &str, flag: &str) -> Option<String> {
 
 /// One test item under kube-bench's rules, given what [`find_value`] returned.
 pub fn item_passes(item: &TestItem, found: Option<&str>) -> bool {
-    if !item.set {
-        return found.is_none();
-    }
-    match (found, item.compare) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(v), Some(c)) => compare(c, v),
+    outcome(item, item.flag, found.map(str::to_string)).pass
+}
+
+/// kube-bench's `compareOp` (the verdict only).
+pub fn compare(c: Compare, flag_val: &str) -> bool {
+    compare_op(c, flag_val, "").0
+}
+
+/// The result of one test item, as kube-bench's `testItem.evaluate` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemOutcome {
+    pub pass: bool,
+    /// kube-bench's `flagFound`: the flag (or path) gave a value.
+    pub found: bool,
+    /// The value read, when found.
+    pub value: Option<String>,
+    /// kube-bench's `expected_result` text for this item (empty when the item failed on an
+    /// error, as kube-bench's `failTestItem` leaves it).
+    pub expected: String,
+}
+
+fn outcome(item: &TestItem, name: &str, found: Option<String>) -> ItemOutcome {
+    let (pass, expected) = if item.set {
+        match (&found, item.compare) {
+            (Some(v), Some(c)) => compare_op(c, v, name),
+            _ => (found.is_some(), format!("'{name}' is present")),
+        }
+    } else {
+        (found.is_none(), format!("'{name}' is not present"))
+    };
+    ItemOutcome {
+        pass,
+        found: found.is_some(),
+        value: found,
+        expected,
     }
 }
 
-/// kube-bench's `compareOp`.
-pub fn compare(c: Compare, flag_val: &str) -> bool {
+/// `testItem.evaluate` on an audit command's output (the flag searched as text).
+pub fn evaluate_text(item: &TestItem, s: &str) -> ItemOutcome {
+    outcome(item, item.flag, find_value(s, item.flag))
+}
+
+/// `testItem.execute` on an audit command's output: with `multiple`
+/// (`use_multiple_values`), every line must pass and the first failing line decides.
+pub fn execute_text(item: &TestItem, output: &str, multiple: bool) -> ItemOutcome {
+    let s = output.trim_end_matches([' ', '\n']);
+    if !multiple {
+        return evaluate_text(item, s);
+    }
+    let mut last = evaluate_text(item, "");
+    for line in s.split('\n') {
+        last = evaluate_text(item, line);
+        if !last.pass {
+            break;
+        }
+    }
+    last
+}
+
+/// `testItem.evaluate` on a configuration path: `Ok(text)` as printed by the JSONPath (empty:
+/// not set), `Err` when the file could not be decoded or the path failed (the item fails,
+/// whatever its `set`).
+pub fn evaluate_path(item: &TestItem, value: Result<&str, &str>) -> ItemOutcome {
+    match value {
+        Err(_) => ItemOutcome {
+            pass: false,
+            found: false,
+            value: None,
+            expected: String::new(),
+        },
+        Ok(v) => outcome(
+            item,
+            item.path.unwrap_or(item.flag),
+            (!v.is_empty()).then(|| v.to_string()),
+        ),
+    }
+}
+
+/// `tests.execute`'s combination of the items' results, with kube-bench's joined
+/// `expected_result`.
+pub fn combine(bin_op: BinOp, outcomes: &[ItemOutcome]) -> (bool, String) {
+    let texts: Vec<&str> = outcomes.iter().map(|o| o.expected.as_str()).collect();
+    match bin_op {
+        BinOp::And => (outcomes.iter().all(|o| o.pass), texts.join(" AND ")),
+        BinOp::Or => (outcomes.iter().any(|o| o.pass), texts.join(" OR ")),
+    }
+}
+
+/// kube-bench's `compareOp`: the verdict and its `expected_result` text for `flag_name`.
+pub fn compare_op(c: Compare, flag_val: &str, flag_name: &str) -> (bool, String) {
     let expected = c.value;
+    let text = |pattern: &str| {
+        pattern
+            .replacen("{n}", flag_name, 1)
+            .replacen("{v}", expected, 1)
+    };
     match c.op {
         Op::Eq | Op::NotEq => {
             let lower = flag_val.to_lowercase();
@@ -87,33 +178,45 @@ pub fn compare(c: Compare, flag_val: &str) -> bool {
                 flag_val == expected
             };
             if c.op == Op::Eq {
-                equal
+                (equal, text("'{n}' is equal to '{v}'"))
             } else {
-                !equal
+                (!equal, text("'{n}' is not equal to '{v}'"))
             }
         }
         Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
             let (Some(a), Some(b)) = (go_atoi(flag_val), go_atoi(expected)) else {
-                return false;
+                return (
+                    false,
+                    format!("Invalid Number(s) used for comparison: '{flag_val}' '{expected}'"),
+                );
             };
             match c.op {
-                Op::Gt => a > b,
-                Op::Gte => a >= b,
-                Op::Lt => a < b,
-                _ => a <= b,
+                Op::Gt => (a > b, text("'{n}' is greater than {v}")),
+                Op::Gte => (a >= b, text("'{n}' is greater or equal to {v}")),
+                Op::Lt => (a < b, text("'{n}' is lower than {v}")),
+                _ => (a <= b, text("'{n}' is lower or equal to {v}")),
             }
         }
-        Op::Has => flag_val.contains(expected),
-        Op::NotHave => !flag_val.contains(expected),
-        Op::ValidElements => valid_elements(flag_val, expected),
+        Op::Has => (flag_val.contains(expected), text("'{n}' has '{v}'")),
+        Op::NotHave => (
+            !flag_val.contains(expected),
+            text("'{n}' does not have '{v}'"),
+        ),
+        Op::ValidElements => (
+            valid_elements(flag_val, expected),
+            text("'{n}' contains valid elements from '{v}'"),
+        ),
         Op::Bitmask => {
-            let (Ok(requested), Ok(max)) = (
-                i64::from_str_radix(flag_val, 8),
-                i64::from_str_radix(expected, 8),
-            ) else {
-                return false;
+            let Ok(requested) = i64::from_str_radix(flag_val, 8) else {
+                return (false, format!("Not numeric value - flag: {flag_val}"));
             };
-            max & requested == requested
+            let Ok(max) = i64::from_str_radix(expected, 8) else {
+                return (false, format!("Not numeric value - flag: {expected}"));
+            };
+            (
+                max & requested == requested,
+                format!("{flag_name} has permissions {flag_val}, expected {expected} or more restrictive"),
+            )
         }
     }
 }

@@ -299,3 +299,50 @@ fn files_are_valid_yaml_and_mounted() {
     assert!(!mount.read_only);
     assert_eq!(mount.path_type.as_deref(), Some("DirectoryOrCreate"));
 }
+
+/// Every version's automated command-line fixes, on argvs that fail them there: the hand
+/// case of the cis-1.12 control with the same definition, and a line without the flags.
+#[test]
+fn remediations_fix_every_version() {
+    let latest = benchmark("cis-1.12").expect("compiled in");
+    let mut fixed = 0;
+    for b in kharden_catalog::benchmarks() {
+        for control in b.controls.iter().filter(|c| is_automatable(c)) {
+            let remediation = control.remediation().expect("automatable");
+            let mut candidates = vec![argv(&["--v=2"])];
+            if let Some(case) = latest
+                .controls
+                .iter()
+                .find(|c| c.key == control.key)
+                .and_then(|c| CASES.iter().find(|k| k.id == c.id))
+            {
+                candidates.push(argv(case.fail));
+            }
+            candidates.extend(extra_failing(control.id));
+            for before in candidates {
+                let e = evaluate(control, &before);
+                if e.kube_bench && e.flag_parser {
+                    continue;
+                }
+                if remediation.check_guards(&before).is_err() {
+                    continue;
+                }
+                let mut after = before.clone();
+                for change in &remediation.changes {
+                    apply(&mut after, change);
+                }
+                let e = evaluate(control, &after);
+                assert_eq!(
+                    e.status,
+                    Status::Pass,
+                    "{} {}: {before:?} -> {after:?}",
+                    b.id,
+                    control.id
+                );
+                assert!(e.flag_parser, "{} {}: {after:?}", b.id, control.id);
+                fixed += 1;
+            }
+        }
+    }
+    assert!(fixed >= 150, "{fixed}");
+}

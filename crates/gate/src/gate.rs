@@ -13,6 +13,13 @@
 //! 4. Deadline: absolute wall-clock time chosen by the caller (and journaled by it), so a gate
 //!    resumed after a crash keeps the original deadline. The gate never passes on an
 //!    observation taken after the deadline.
+//! 5. Crashes end it early: every exec and exit is seen through process events
+//!    ([`crate::events`]: the kernel's connector, or `/proc` polling that says it is a
+//!    fallback); a process with the expected argv, started after the write, that exited is a
+//!    crash. After `max_crashes` of them the gate fails at once ([`FailReason::CrashLoop`],
+//!    with the records in the verdict and in the observations) instead of at the deadline. The
+//!    events are drained once per round, so "at once" means within a round (a poll interval
+//!    and a probe).
 //!
 //! Verifying a rollback is the same function with the old manifest's argv as the expected argv.
 //! There `started_after` may be `None` when the old process may legitimately still be the one
@@ -20,6 +27,8 @@
 //!
 //! The I/O (process lookup, probe) and the clock are traits so tests can script them.
 
+use crate::events::gate_io::{GateCrashes, WatchedIo};
+use crate::events::{CrashRecord, EventsInfo, ProcEvent};
 use crate::probe::{probe_with, ProbeClass, ProbeOutcome, ProbeTarget, TlsSettings};
 use crate::restart::{pid_listens_on, ProcScanner};
 use serde::{Deserialize, Serialize};
@@ -58,6 +67,19 @@ pub struct GateParams {
     /// answer comes from the right process is then the socket ownership check, which becomes
     /// mandatory (unknown ownership does not count). Default false.
     pub insecure_skip_tls_verify: bool,
+    /// Fail as soon as the expected process has crashed this many times (see the module
+    /// docs, rule 5); 0: only the deadline ends the gate. Default 2: a component may fail
+    /// once while its predecessor still holds its port.
+    #[serde(default = "default_max_crashes")]
+    pub max_crashes: u32,
+    /// The argv on the other side of the change (the old one in a forward gate, the rejected
+    /// one in a rollback's): its crashes are reported apart, never counted. Default none.
+    #[serde(default)]
+    pub previous_argv: Option<Vec<String>>,
+}
+
+fn default_max_crashes() -> u32 {
+    2
 }
 
 impl GateParams {
@@ -82,6 +104,8 @@ impl GateParams {
             proc_root: PathBuf::from("/proc"),
             require_listener: true,
             insecure_skip_tls_verify: false,
+            max_crashes: default_max_crashes(),
+            previous_argv: None,
         }
     }
 }
@@ -100,8 +124,12 @@ pub struct Observation {
     pub counted: bool,
     /// Length of the healthy streak after this observation.
     pub streak: u32,
-    /// Why it did not count, or other context.
+    /// Why it did not count, or other context (process events included: crashes, the old
+    /// instance ending, lost events, and in the first observation where events come from).
     pub note: String,
+    /// Crashes of the expected process seen during this round.
+    #[serde(default)]
+    pub crashes: Vec<CrashRecord>,
 }
 
 /// Why the gate failed.
@@ -110,7 +138,9 @@ pub enum FailReason {
     /// No process with the expected argv started after the write was ever seen (kubelet did
     /// not restart it, or it exits at once, e.g. on a rejected flag: see its logs).
     NoNewProcess,
-    /// Processes with the expected argv came and went (several PIDs seen).
+    /// Processes with the expected argv came and went: `max_crashes` crashes seen through
+    /// process events (the verdict's `crashes` lists them), or several PIDs seen by the
+    /// deadline.
     CrashLoop,
     /// The proven process did not answer healthy; the last class seen.
     Unhealthy(ProbeClass),
@@ -144,6 +174,12 @@ pub enum GateVerdict {
         detail: String,
         /// The last observations (at most [`KEEP_OBSERVATIONS`]), oldest first.
         last_observations: Vec<Observation>,
+        /// Every crash of the expected process seen, oldest first.
+        #[serde(default)]
+        crashes: Vec<CrashRecord>,
+        /// Crashes of processes with [`GateParams::previous_argv`].
+        #[serde(default)]
+        previous_crashes: Vec<CrashRecord>,
     },
 }
 
@@ -180,6 +216,15 @@ pub trait GateIo {
     /// cannot tell (scripted tests).
     fn listens_on(&mut self, _pid: u32, _port: u16) -> Result<Option<bool>, String> {
         Ok(None)
+    }
+    /// Process starts and exits since the last call ([`crate::events`]). The default has
+    /// none: crashes are then only inferred at the deadline, from the PIDs seen.
+    fn drain_events(&mut self) -> Vec<ProcEvent> {
+        Vec::new()
+    }
+    /// Where the events come from, and how precise they are. Default: no events.
+    fn events_source(&self) -> Option<EventsInfo> {
+        None
     }
 }
 
@@ -249,9 +294,9 @@ impl GateIo for LiveIo {
     }
 }
 
-/// Run the gate against the live system (`/proc`, real probes, wall clock).
+/// Run the gate against the live system (`/proc`, process events, real probes, wall clock).
 pub fn run_gate(params: &GateParams, on_observation: &mut dyn FnMut(&Observation)) -> GateVerdict {
-    let mut io = LiveIo::new(params);
+    let mut io = WatchedIo::start(LiveIo::new(params), params);
     run_gate_with(params, &mut io, &mut SystemClock, on_observation)
 }
 
@@ -272,6 +317,7 @@ pub fn run_gate_with(
     let mut last: VecDeque<Observation> = VecDeque::new();
     let mut proven_pids: Vec<u32> = Vec::new();
     let mut last_proven_class: Option<ProbeClass> = None;
+    let mut crashes = GateCrashes::new(params, io.events_source());
     // The argv of the proven process as last read from /proc, for the verdict.
     let mut proven_argv: Vec<String> = params.expected_argv.clone();
     let mut lookup = |io: &mut dyn GateIo| {
@@ -284,10 +330,10 @@ pub fn run_gate_with(
     loop {
         let now = clock.now();
         let Ok(left) = params.deadline.duration_since(now) else {
-            return fail(params, &last, &proven_pids, last_proven_class);
+            return fail(params, &last, &proven_pids, last_proven_class, &crashes);
         };
         if left.is_zero() {
-            return fail(params, &last, &proven_pids, last_proven_class);
+            return fail(params, &last, &proven_pids, last_proven_class, &crashes);
         }
         let before = lookup(io);
         let outcome = io.probe(params.probe_timeout.min(left));
@@ -360,6 +406,15 @@ pub fn run_gate_with(
                 }
             }
         }
+        let (new_crashes, event_notes) = crashes.absorb(io.drain_events(), params.max_crashes);
+        if !event_notes.is_empty() {
+            let events = event_notes.join("; ");
+            note = if note.is_empty() {
+                events
+            } else {
+                format!("{note}; {events}")
+            };
+        }
         let counted = match (pid, outcome.class.is_healthy() && listener_ok) {
             (Some(p), true) => {
                 match &mut streak {
@@ -387,6 +442,7 @@ pub fn run_gate_with(
             counted,
             streak: streak.as_ref().map_or(0, |s| s.count),
             note,
+            crashes: new_crashes,
         };
         on_observation(&obs);
         last.push_back(obs);
@@ -394,6 +450,15 @@ pub fn run_gate_with(
             last.pop_front();
         }
 
+        if crashes.limit_reached(params.max_crashes) {
+            return GateVerdict::Failed {
+                reason: FailReason::CrashLoop,
+                detail: crashes.limit_detail(params.max_crashes),
+                last_observations: last.iter().cloned().collect(),
+                crashes: crashes.crashes(),
+                previous_crashes: crashes.previous_crashes(),
+            };
+        }
         if let Some(s) = &streak {
             let spanned = at.duration_since(s.since).unwrap_or_default();
             if s.count >= params.min_successes
@@ -411,7 +476,7 @@ pub fn run_gate_with(
         let now = clock.now();
         match params.deadline.duration_since(now) {
             Ok(left) if !left.is_zero() => clock.sleep(params.poll_interval.min(left)),
-            _ => return fail(params, &last, &proven_pids, last_proven_class),
+            _ => return fail(params, &last, &proven_pids, last_proven_class, &crashes),
         }
     }
 }
@@ -421,9 +486,20 @@ fn fail(
     last: &VecDeque<Observation>,
     proven_pids: &[u32],
     last_proven_class: Option<ProbeClass>,
+    crashes: &GateCrashes,
 ) -> GateVerdict {
     let argv = params.expected_argv.join(" ");
-    let (reason, detail) = if proven_pids.is_empty() {
+    let (reason, detail) = if proven_pids.is_empty() && crashes.any() {
+        // Too short-lived for /proc, seen by the process events.
+        (
+            FailReason::CrashLoop,
+            format!(
+                "deadline reached; processes with argv [{argv}] started and exited: {} (check \
+                 its logs)",
+                crashes.crash_text()
+            ),
+        )
+    } else if proven_pids.is_empty() {
         (
             FailReason::NoNewProcess,
             format!(
@@ -471,10 +547,17 @@ fn fail(
             ),
         }
     };
+    let detail = if proven_pids.is_empty() && crashes.any() {
+        detail
+    } else {
+        detail + &crashes.deadline_suffix()
+    };
     GateVerdict::Failed {
         reason,
         detail,
         last_observations: last.iter().cloned().collect(),
+        crashes: crashes.crashes(),
+        previous_crashes: crashes.previous_crashes(),
     }
 }
 
@@ -810,5 +893,376 @@ mod tests {
                 "{obs:?}"
             );
         }
+    }
+
+    // --- Crashes seen through process events (rule 5) ---
+
+    use crate::events::{ExitStatus, Precision};
+
+    const NEW: [&str; 2] = ["etcd", "--heartbeat-interval=notanumber"];
+    const OLD: [&str; 2] = ["etcd", "--heartbeat-interval=100"];
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(T0 + ms)
+    }
+    fn exec(pid: u32, a: &[&str], ms: u64) -> (u64, ProcEvent) {
+        (
+            ms,
+            ProcEvent::Exec {
+                pid,
+                argv: Ok(argv(a)),
+                at: at(ms),
+            },
+        )
+    }
+    fn exit(pid: u32, status: ExitStatus, ms: u64) -> (u64, ProcEvent) {
+        (
+            ms,
+            ProcEvent::Exit {
+                pid,
+                status,
+                at: at(ms),
+            },
+        )
+    }
+
+    /// Virtual time like [`Script`], plus process events delivered once their time has come.
+    struct EvScript<F: FnMut(u64) -> (Option<u32>, ProbeClass)> {
+        t_ms: u64,
+        f: F,
+        events: VecDeque<(u64, ProcEvent)>,
+    }
+    struct EvRef<'a, F: FnMut(u64) -> (Option<u32>, ProbeClass)>(
+        &'a std::cell::RefCell<EvScript<F>>,
+    );
+    impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> GateIo for EvRef<'_, F> {
+        fn find_process(
+            &mut self,
+            a: &[String],
+            _: Option<SystemTime>,
+        ) -> Result<Option<FoundProcess>, String> {
+            let mut s = self.0.borrow_mut();
+            let t = s.t_ms;
+            Ok((s.f)(t).0.map(|pid| FoundProcess {
+                pid,
+                argv: a.to_vec(),
+            }))
+        }
+        fn probe(&mut self, _: Duration) -> ProbeOutcome {
+            let mut s = self.0.borrow_mut();
+            let t = s.t_ms;
+            let class = (s.f)(t).1;
+            s.t_ms += 10;
+            ProbeOutcome {
+                class,
+                detail: String::new(),
+            }
+        }
+        fn drain_events(&mut self) -> Vec<ProcEvent> {
+            let mut s = self.0.borrow_mut();
+            let t = s.t_ms;
+            let mut out = Vec::new();
+            while s.events.front().is_some_and(|(ms, _)| *ms <= t) {
+                if let Some((_, e)) = s.events.pop_front() {
+                    out.push(e);
+                }
+            }
+            out
+        }
+        fn events_source(&self) -> Option<EventsInfo> {
+            Some(EventsInfo {
+                description: "scripted events".into(),
+                precision: Precision::Kernel,
+            })
+        }
+    }
+    impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> Clock for EvRef<'_, F> {
+        fn now(&mut self) -> SystemTime {
+            at(self.0.borrow().t_ms)
+        }
+        fn sleep(&mut self, d: Duration) {
+            self.0.borrow_mut().t_ms += d.as_millis() as u64;
+        }
+    }
+
+    fn run_ev<F: FnMut(u64) -> (Option<u32>, ProbeClass)>(
+        expected: &[&str],
+        previous: Option<&[&str]>,
+        max_crashes: u32,
+        deadline_ms: u64,
+        f: F,
+        events: Vec<(u64, ProcEvent)>,
+    ) -> (GateVerdict, Vec<Observation>, u64) {
+        let params = GateParams {
+            stable_for: Duration::from_secs(2),
+            min_successes: 3,
+            poll_interval: Duration::from_millis(500),
+            max_crashes,
+            previous_argv: previous.map(argv),
+            ..GateParams::new(
+                argv(expected),
+                Some(at(0)),
+                at(deadline_ms),
+                ProbeTarget {
+                    scheme: Scheme::Http,
+                    host: "127.0.0.1".into(),
+                    port: 2381,
+                    path: "/health".into(),
+                },
+                TlsSettings::default(),
+            )
+        };
+        let script = std::cell::RefCell::new(EvScript {
+            t_ms: 0,
+            f,
+            events: events.into(),
+        });
+        let mut obs = Vec::new();
+        let v = run_gate_with(
+            &params,
+            &mut EvRef(&script),
+            &mut EvRef(&script),
+            &mut |o| obs.push(o.clone()),
+        );
+        let t = script.borrow().t_ms;
+        (v, obs, t)
+    }
+
+    #[test]
+    fn crash_looping_change_fails_at_the_second_crash() {
+        // A rejected flag: the new process exits with code 2 after 40 ms; /proc never sees it.
+        let (v, obs, t) = run_ev(
+            &NEW,
+            Some(&OLD),
+            2,
+            60_000,
+            |_| (None, ProbeClass::Down),
+            vec![
+                exec(11, &NEW, 1_000),
+                exit(11, ExitStatus::Code(2), 1_040),
+                exec(12, &NEW, 2_500),
+                exit(12, ExitStatus::Code(2), 2_540),
+                exec(13, &NEW, 5_000),
+            ],
+        );
+        let GateVerdict::Failed {
+            reason,
+            detail,
+            crashes,
+            previous_crashes,
+            ..
+        } = &v
+        else {
+            panic!("{v:?}")
+        };
+        assert_eq!(*reason, FailReason::CrashLoop);
+        assert!(
+            detail.contains(
+                "crashed twice (limit 2): exited with code 2 after 40 ms, twice (pids 11, 12)"
+            ),
+            "{detail}"
+        );
+        assert_eq!(crashes.iter().map(|c| c.pid).collect::<Vec<_>>(), [11, 12]);
+        assert!(crashes
+            .iter()
+            .all(|c| c.lifetime == Duration::from_millis(40)));
+        assert!(previous_crashes.is_empty());
+        // Failed within a round of the second crash, far from the deadline (virtual time).
+        assert!((2_540..3_600).contains(&t), "t = {t}");
+        // The observations carry the crashes and say so.
+        let with: Vec<_> = obs.iter().filter(|o| !o.crashes.is_empty()).collect();
+        assert_eq!(with.len(), 2, "{obs:#?}");
+        assert!(with[0]
+            .note
+            .contains("crash 1 of at most 2: pid 11 exited with code 2 after 40 ms"));
+        assert!(
+            obs[0].note.contains("process events: scripted events"),
+            "{}",
+            obs[0].note
+        );
+    }
+
+    #[test]
+    fn the_old_process_ending_is_not_a_crash() {
+        let (v, obs, _) = run_ev(
+            &NEW,
+            Some(&OLD),
+            1,
+            30_000,
+            |t| {
+                if t >= 1_500 {
+                    (Some(11), OK)
+                } else {
+                    (None, OK)
+                }
+            },
+            vec![
+                (
+                    0,
+                    ProcEvent::Running {
+                        pid: 10,
+                        argv: argv(&OLD),
+                        started_at: at(0) - Duration::from_secs(3600),
+                    },
+                ),
+                exit(
+                    10,
+                    ExitStatus::Signal {
+                        signal: 15,
+                        core_dumped: false,
+                    },
+                    1_000,
+                ),
+                exec(11, &NEW, 1_400),
+            ],
+        );
+        assert!(v.passed(), "{v:?}");
+        assert!(obs.iter().all(|o| o.crashes.is_empty()));
+        assert!(
+            obs.iter().any(|o| o.note.contains("pid 10 (started before the write) was killed by signal 15 (SIGTERM): the replaced instance ending, not a crash")),
+            "{obs:#?}"
+        );
+    }
+
+    #[test]
+    fn one_crash_then_healthy_passes() {
+        // The first new process loses the race for the port; the second one is fine.
+        let (v, obs, _) = run_ev(
+            &NEW,
+            None,
+            2,
+            30_000,
+            |t| {
+                if t >= 1_100 {
+                    (Some(12), OK)
+                } else {
+                    (None, ProbeClass::Down)
+                }
+            },
+            vec![
+                exec(11, &NEW, 500),
+                exit(11, ExitStatus::Code(1), 600),
+                exec(12, &NEW, 1_100),
+            ],
+        );
+        assert!(v.passed(), "{v:?}");
+        assert_eq!(obs.iter().map(|o| o.crashes.len()).sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn max_crashes_zero_waits_for_the_deadline() {
+        let events = vec![
+            exec(11, &NEW, 1_000),
+            exit(11, ExitStatus::Code(2), 1_040),
+            exec(12, &NEW, 2_500),
+            exit(12, ExitStatus::Code(2), 2_540),
+        ];
+        let (v, _, t) = run_ev(&NEW, None, 0, 8_000, |_| (None, ProbeClass::Down), events);
+        let GateVerdict::Failed {
+            reason,
+            detail,
+            crashes,
+            ..
+        } = &v
+        else {
+            panic!("{v:?}")
+        };
+        // Never seen in /proc, but the events say it started and crashed: not "no process".
+        assert_eq!(*reason, FailReason::CrashLoop);
+        assert!(detail.contains("deadline reached"), "{detail}");
+        assert!(
+            detail.contains("exited with code 2 after 40 ms, twice"),
+            "{detail}"
+        );
+        assert_eq!(crashes.len(), 2);
+        assert!(t >= 8_000);
+    }
+
+    #[test]
+    fn rollback_reports_a_crash_looping_old_component() {
+        // A rollback's gate: the old component itself crash-loops; the rejected new one was
+        // still being restarted just after the rollback's write.
+        let (v, _, _) = run_ev(
+            &OLD,
+            Some(&NEW),
+            2,
+            60_000,
+            |_| (None, ProbeClass::Down),
+            vec![
+                exec(20, &NEW, 100),
+                exit(20, ExitStatus::Code(2), 140),
+                exec(21, &OLD, 1_000),
+                exit(
+                    21,
+                    ExitStatus::Signal {
+                        signal: 6,
+                        core_dumped: true,
+                    },
+                    3_000,
+                ),
+                exec(22, &OLD, 4_000),
+                exit(
+                    22,
+                    ExitStatus::Signal {
+                        signal: 6,
+                        core_dumped: true,
+                    },
+                    6_000,
+                ),
+            ],
+        );
+        let GateVerdict::Failed {
+            reason,
+            detail,
+            crashes,
+            previous_crashes,
+            ..
+        } = &v
+        else {
+            panic!("{v:?}")
+        };
+        assert_eq!(*reason, FailReason::CrashLoop);
+        assert_eq!(crashes.iter().map(|c| c.pid).collect::<Vec<_>>(), [21, 22]);
+        assert_eq!(
+            previous_crashes.iter().map(|c| c.pid).collect::<Vec<_>>(),
+            [20]
+        );
+        assert!(
+            detail.contains("was killed by signal 6 (SIGABRT), core dumped after 2.0 s, twice"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains(
+                "the process with the previous argv crashed too: exited with code 2 after 40 ms"
+            ),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn lost_events_are_said() {
+        let (v, obs, _) = run_ev(
+            &NEW,
+            None,
+            2,
+            30_000,
+            |_| (Some(7), OK),
+            vec![(
+                600,
+                ProcEvent::Lost {
+                    at: at(600),
+                    detail: "ENOBUFS".into(),
+                },
+            )],
+        );
+        assert!(v.passed());
+        assert!(
+            obs.iter()
+                .any(|o| o.note.contains("process events lost (ENOBUFS)")),
+            "{obs:#?}"
+        );
     }
 }

@@ -8,12 +8,20 @@
 //! - [`restart`]: restart proof from `/proc` (argv + start time).
 //! - [`mod@probe`]: a kubelet-like HTTP(S) probe with CA and name verification and an optional
 //!   client certificate; outcome classes kept apart.
-//! - [`gate`]: the loop (restart proof, probes, stability with the same PID, deadline).
+//! - [`gate`]: the loop (restart proof, probes, stability with the same PID, deadline,
+//!   crashes).
+//! - [`events`]: every start and exit of processes (the kernel's process events connector, or
+//!   `/proc` polling) and crash records built from them.
 
+pub mod events;
 pub mod gate;
 pub mod probe;
 pub mod restart;
 
+pub use events::{
+    ArgvUnreadable, CrashRecord, CrashTracker, EventSource, EventStream, EventsInfo, ExitStatus,
+    ProcEvent, ProcPoller, ProcessWatcher, Unavailable, WatchOptions, WatchedIo,
+};
 pub use gate::{
     run_gate, run_gate_with, Clock, FailReason, FoundProcess, GateIo, GateParams, GateVerdict,
     LiveIo, Observation, SystemClock,

@@ -1,4 +1,4 @@
-//! A simulated control-plane node on disk: kubeadm-shaped manifests and PKI under a root.
+//! A simulated node on disk: kubeadm-shaped manifests, PKI and kubelet files under a root.
 //!
 //! Why: kharden's `--root` resolves host paths under another root; tests and the demo build a
 //! node in a temporary directory and let the emulator run it. The manifests follow kubeadm's
@@ -10,12 +10,31 @@
 //! The advertise address is [`crate::pki::DEFAULT_ADVERTISE_ADDRESS`] (TEST-NET-1, never
 //! connected to): it is in the apiserver certificate and in `--advertise-address`, while probes
 //! and binds use 127.0.0.1, which the certificate deliberately does not carry.
+//!
+//! # The kubelet's files
+//! Every node, control plane ([`write_node`]) or worker ([`write_worker_node`]), gets what
+//! `kubeadm init`/`join` and the kubeadm packages leave for the kubelet, with kubeadm's modes:
+//! `/var/lib/kubelet/config.yaml` (0644, kubeadm's KubeletConfiguration with a free
+//! `healthzPort`), `/var/lib/kubelet/kubeadm-flags.env` (0644, `KUBELET_KUBEADM_ARGS`),
+//! `/etc/default/kubelet` (0644, `KUBELET_EXTRA_ARGS`), `/etc/kubernetes/kubelet.conf` (0600,
+//! client certificate in `/var/lib/kubelet/pki/kubelet-client-current.pem`),
+//! `/etc/kubernetes/pki/ca.crt` (0644; a worker has no CA key), the unit
+//! `/usr/lib/systemd/system/kubelet.service` and its drop-in `kubelet.service.d/10-kubeadm.conf`
+//! (0644; or the older `/lib/systemd/system` + `/etc/systemd/system/kubelet.service.d` layout).
+//! Unlike the manifests, these files name HOST paths (`/var/lib/kubelet/config.yaml`), exactly as
+//! on a real node: the service manager and the kubelet emulator resolve them under the root, and
+//! so must kharden (`--root`). The kubeconfig's server is on 127.0.0.1 (a free port on a worker),
+//! never the advertise address: nothing may ever try to reach TEST-NET.
 
-use crate::pki::{generate_pki_with, Pki, PkiError, PkiOptions};
+use crate::pki::{
+    generate_kubelet_pki, generate_pki_with, generate_worker_ca, KubeletPki, Pki, PkiError,
+    PkiOptions,
+};
 use std::fmt::Write as _;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A free TCP port on 127.0.0.1, as the kernel hands it out for port 0. The port is released
 /// before returning, so another process could take it in between: good enough for tests, which
@@ -73,6 +92,8 @@ pub struct NodeOptions {
     pub etcd: bool,
     /// Extra flags appended to kube-apiserver's command.
     pub extra_apiserver_args: Vec<String>,
+    /// The kubelet's files (`None`: none are written).
+    pub kubelet: Option<KubeletNodeOptions>,
 }
 
 impl Default for NodeOptions {
@@ -84,7 +105,87 @@ impl Default for NodeOptions {
             scheduler: true,
             etcd: false,
             extra_apiserver_args: Vec::new(),
+            kubelet: Some(KubeletNodeOptions::default()),
         }
+    }
+}
+
+/// How [`write_node`] and [`write_worker_node`] write the kubelet's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletNodeOptions {
+    /// The node's name (`--hostname-override`, the client certificate's CN).
+    pub node_name: String,
+    /// `healthzPort` in config.yaml; `None`: a free port (the real default, 10248, would make
+    /// parallel tests collide).
+    pub healthz_port: Option<u16>,
+    /// `RestartSec=` of the unit (kubeadm's: 10 s; tests want it short).
+    pub restart_sec: Duration,
+    /// `KUBELET_EXTRA_ARGS` in `/etc/default/kubelet` (written as is, unquoted).
+    pub extra_args: String,
+    /// A `--config-dir` (host path) to create and pass in kubeadm-flags.env.
+    pub config_dir: Option<String>,
+    /// The pre-2023 package layout: the unit in `/lib/systemd/system`, the drop-in in
+    /// `/etc/systemd/system/kubelet.service.d`.
+    pub legacy_unit_paths: bool,
+    /// Write the kernel tunables `protectKernelDefaults: true` requires under `<root>/proc/sys`
+    /// (the kubelet emulator reads them there, else from the host's /proc/sys).
+    pub kernel_tunables_set: bool,
+    /// The kubeconfig's server (`None`: the node's apiserver on 127.0.0.1, or a free, closed
+    /// port on 127.0.0.1 for a worker).
+    pub api_server: Option<String>,
+}
+
+impl Default for KubeletNodeOptions {
+    fn default() -> Self {
+        KubeletNodeOptions {
+            node_name: "testnode".into(),
+            healthz_port: None,
+            restart_sec: Duration::from_secs(10),
+            extra_args: String::new(),
+            config_dir: None,
+            legacy_unit_paths: false,
+            kernel_tunables_set: true,
+            api_server: None,
+        }
+    }
+}
+
+/// The kubelet's files of a simulated node (paths under the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletNode {
+    pub root: PathBuf,
+    pub node_name: String,
+    /// `/var/lib/kubelet/config.yaml`.
+    pub config: PathBuf,
+    /// `/var/lib/kubelet/kubeadm-flags.env`.
+    pub kubeadm_flags_env: PathBuf,
+    /// `/etc/default/kubelet`.
+    pub extra_args_env: PathBuf,
+    /// `/etc/kubernetes/kubelet.conf`.
+    pub kubeconfig: PathBuf,
+    /// `/etc/kubernetes/pki/ca.crt`.
+    pub ca_cert: PathBuf,
+    /// The unit file.
+    pub unit: PathBuf,
+    /// The kubeadm drop-in.
+    pub dropin: PathBuf,
+    /// The `--config-dir`, if any.
+    pub config_dir: Option<PathBuf>,
+    /// `/etc/kubernetes/manifests` (`staticPodPath`).
+    pub manifests_dir: PathBuf,
+    pub healthz_port: u16,
+    pub pki: KubeletPki,
+}
+
+impl KubeletNode {
+    /// `http://127.0.0.1:PORT/healthz`.
+    pub fn healthz_url(&self) -> String {
+        format!("http://127.0.0.1:{}/healthz", self.healthz_port)
+    }
+
+    /// A path under the root for a host path.
+    pub fn host(&self, host_path: &str) -> PathBuf {
+        crate::unit::under_root(&self.root, host_path)
     }
 }
 
@@ -102,6 +203,8 @@ pub struct Node {
     pub etcd_manifest: Option<PathBuf>,
     /// etcd's data directory (`<root>/var/lib/etcd`).
     pub etcd_data_dir: PathBuf,
+    /// The kubelet's files, when written.
+    pub kubelet: Option<KubeletNode>,
 }
 
 /// Errors of [`write_node`].
@@ -142,6 +245,7 @@ pub fn write_node(root: &Path, ports: NodePorts, opts: &NodeOptions) -> Result<N
         scheduler_manifest: None,
         etcd_manifest: None,
         etcd_data_dir,
+        kubelet: None,
     };
     let write = |name: &str, text: String| -> Result<PathBuf, NodeError> {
         let p = manifests_dir.join(name);
@@ -172,7 +276,200 @@ pub fn write_node(root: &Path, ports: NodePorts, opts: &NodeOptions) -> Result<N
         set_mode(&node.etcd_data_dir, 0o700)?;
         node.etcd_manifest = Some(write("etcd.yaml", etcd_manifest(&node))?);
     }
+    if let Some(k) = &opts.kubelet {
+        let ca_key = fs::read_to_string(&node.pki.ca.key).map_err(|source| NodeError::Io {
+            path: node.pki.ca.key.clone(),
+            source,
+        })?;
+        let server = k
+            .api_server
+            .clone()
+            .unwrap_or_else(|| format!("https://127.0.0.1:{}", ports.apiserver));
+        node.kubelet = Some(write_kubelet_files(
+            root,
+            k,
+            &node.pki.ca.cert,
+            &ca_key,
+            &server,
+        )?);
+    }
     Ok(node)
+}
+
+/// Write a kubeadm worker node under `root`: no control-plane manifests (an empty
+/// `/etc/kubernetes/manifests`), the cluster CA certificate without its key, and the kubelet's
+/// files (see the module docs).
+pub fn write_worker_node(root: &Path, opts: &KubeletNodeOptions) -> Result<KubeletNode, NodeError> {
+    let pki_dir = root.join("etc/kubernetes/pki");
+    let (ca_cert, ca_key) = generate_worker_ca(&pki_dir)?;
+    let server = opts
+        .api_server
+        .clone()
+        .unwrap_or_else(|| format!("https://127.0.0.1:{}", free_port()));
+    write_kubelet_files(root, opts, &ca_cert, &ca_key, &server)
+}
+
+fn write_mode(p: &Path, text: &str, mode: u32) -> Result<(), NodeError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| NodeError::Io {
+        path: p.to_path_buf(),
+        source,
+    };
+    if let Some(d) = p.parent() {
+        mkdir(d)?;
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(p)
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    drop(f);
+    set_mode(p, mode)
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(T[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn systemd_span(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// kubeadm's KubeletConfiguration (v1.30), with the node's healthz port.
+pub fn kubeadm_kubelet_config(healthz_port: u16) -> String {
+    format!(
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nauthentication:\n  anonymous:\n    enabled: false\n  webhook:\n    cacheTTL: 0s\n    enabled: true\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\nauthorization:\n  mode: Webhook\n  webhook:\n    cacheAuthorizedTTL: 0s\n    cacheUnauthorizedTTL: 0s\ncgroupDriver: systemd\nclusterDNS:\n- 10.96.0.10\nclusterDomain: cluster.local\ncontainerRuntimeEndpoint: \"\"\ncpuManagerReconcilePeriod: 0s\nevictionPressureTransitionPeriod: 0s\nfileCheckFrequency: 0s\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {healthz_port}\nhttpCheckFrequency: 0s\nimageMaximumGCAge: 0s\nimageMinimumGCAge: 0s\nkind: KubeletConfiguration\nlogging:\n  flushFrequency: 0\n  options:\n    json:\n      infoBufferSize: \"0\"\n    text:\n      infoBufferSize: \"0\"\n  verbosity: 0\nmemorySwap: {{}}\nnodeStatusReportFrequency: 0s\nnodeStatusUpdateFrequency: 0s\nrotateCertificates: true\nruntimeRequestTimeout: 0s\nshutdownGracePeriod: 0s\nshutdownGracePeriodCriticalPods: 0s\nstaticPodPath: /etc/kubernetes/manifests\nstreamingConnectionIdleTimeout: 0s\nsyncFrequency: 0s\nvolumeStatsAggPeriod: 0s\n"
+    )
+}
+
+fn write_kubelet_files(
+    root: &Path,
+    o: &KubeletNodeOptions,
+    ca_cert: &Path,
+    ca_key_pem: &str,
+    server: &str,
+) -> Result<KubeletNode, NodeError> {
+    let at = |host: &str| crate::unit::under_root(root, host);
+    let manifests_dir = at("/etc/kubernetes/manifests");
+    mkdir(&manifests_dir)?;
+    let var_lib_kubelet = at("/var/lib/kubelet");
+    mkdir(&var_lib_kubelet)?;
+    set_mode(&var_lib_kubelet, 0o700)?;
+    let pki = generate_kubelet_pki(&at("/var/lib/kubelet/pki"), ca_key_pem, &o.node_name)?;
+    let healthz_port = o.healthz_port.unwrap_or_else(free_port);
+    let config = at("/var/lib/kubelet/config.yaml");
+    write_mode(&config, &kubeadm_kubelet_config(healthz_port), 0o644)?;
+    let mut kubeadm_args = format!(
+        "--container-runtime-endpoint=unix://{} --hostname-override={} --pod-infra-container-image=registry.k8s.io/pause:3.9",
+        crate::ipc::RUNTIME_SOCKET,
+        o.node_name
+    );
+    let config_dir = match &o.config_dir {
+        Some(d) => {
+            let p = at(d);
+            mkdir(&p)?;
+            let _ = write!(kubeadm_args, " --config-dir={d}");
+            Some(p)
+        }
+        None => None,
+    };
+    let kubeadm_flags_env = at("/var/lib/kubelet/kubeadm-flags.env");
+    write_mode(
+        &kubeadm_flags_env,
+        &format!("KUBELET_KUBEADM_ARGS=\"{kubeadm_args}\"\n"),
+        0o644,
+    )?;
+    let extra_args_env = at("/etc/default/kubelet");
+    write_mode(
+        &extra_args_env,
+        &format!("KUBELET_EXTRA_ARGS={}\n", o.extra_args),
+        0o644,
+    )?;
+    let ca_pem = fs::read(ca_cert).map_err(|source| NodeError::Io {
+        path: ca_cert.to_path_buf(),
+        source,
+    })?;
+    let user = format!("system:node:{}", o.node_name);
+    let kubeconfig = at("/etc/kubernetes/kubelet.conf");
+    write_mode(
+        &kubeconfig,
+        &format!(
+            "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: {server}\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: {user}\n  name: {user}@kubernetes\ncurrent-context: {user}@kubernetes\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n",
+            base64(&ca_pem)
+        ),
+        0o600,
+    )?;
+    let (unit_dir, dropin_dir) = if o.legacy_unit_paths {
+        (
+            "/lib/systemd/system",
+            "/etc/systemd/system/kubelet.service.d",
+        )
+    } else {
+        (
+            "/usr/lib/systemd/system",
+            "/usr/lib/systemd/system/kubelet.service.d",
+        )
+    };
+    let unit = at(&format!("{unit_dir}/kubelet.service"));
+    write_mode(
+        &unit,
+        &format!(
+            "[Unit]\nDescription=kubelet: The Kubernetes Node Agent\nDocumentation=https://kubernetes.io/docs/\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nExecStart=/usr/bin/kubelet\nRestart=always\nStartLimitInterval=0\nRestartSec={}\n\n[Install]\nWantedBy=multi-user.target\n",
+            systemd_span(o.restart_sec)
+        ),
+        0o644,
+    )?;
+    let dropin = at(&format!("{dropin_dir}/10-kubeadm.conf"));
+    write_mode(
+        &dropin,
+        "# Note: This dropin only works with kubeadm and kubelet v1.11+\n[Service]\nEnvironment=\"KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf\"\nEnvironment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\n# This is a file that \"kubeadm init\" and \"kubeadm join\" generates at runtime, populating the KUBELET_KUBEADM_ARGS variable dynamically\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n# This is a file that the user can use for overrides of the kubelet args as a last resort. Preferably, the user should use\n# the .NodeRegistration.KubeletExtraArgs object in the configuration files instead. KUBELET_EXTRA_ARGS should be sourced from this file.\nEnvironmentFile=-/etc/default/kubelet\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n",
+        0o644,
+    )?;
+    if o.kernel_tunables_set {
+        for (key, value) in crate::kubelet_config::KERNEL_TUNABLES {
+            write_mode(
+                &root.join("proc/sys").join(key),
+                &format!("{value}\n"),
+                0o644,
+            )?;
+        }
+    }
+    Ok(KubeletNode {
+        root: root.to_path_buf(),
+        node_name: o.node_name.clone(),
+        config,
+        kubeadm_flags_env,
+        extra_args_env,
+        kubeconfig,
+        ca_cert: ca_cert.to_path_buf(),
+        unit,
+        dropin,
+        config_dir,
+        manifests_dir,
+        healthz_port,
+        pki,
+    })
 }
 
 fn mkdir(p: &Path) -> Result<(), NodeError> {

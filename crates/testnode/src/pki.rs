@@ -206,6 +206,87 @@ pub fn generate_pki_with(dir: &Path, opts: &PkiOptions) -> Result<Pki, PkiError>
     })
 }
 
+/// The kubelet's credentials as kubeadm and the kubelet leave them on a node, under
+/// `/var/lib/kubelet/pki`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletPki {
+    /// `kubelet-client-current.pem`: a symbolic link to the dated file (certificate and key in
+    /// one PEM, mode 0600), as the kubelet's certificate manager writes it.
+    pub client_current: PathBuf,
+    /// The dated file the link points to.
+    pub client_pem: PathBuf,
+    /// `kubelet.crt`/`kubelet.key`: the self-signed serving certificate the kubelet generates
+    /// when `tlsCertFile` is not set.
+    pub serving: CertPair,
+}
+
+/// Write a cluster CA certificate to `dir/ca.crt` (0644) WITHOUT its key, as on a worker node;
+/// returns the key's PEM, to sign the kubelet's client certificate with.
+pub fn generate_worker_ca(dir: &Path) -> Result<(PathBuf, String), PkiError> {
+    mkdir(dir)?;
+    let (params, key) = ca_params("kubernetes")?;
+    let cert = params.self_signed(&key)?;
+    let path = dir.join("ca.crt");
+    write_file(&path, cert.pem().as_bytes(), 0o644)?;
+    Ok((path, key.serialize_pem()))
+}
+
+/// The kubelet's client certificate (CN `system:node:NODE`, O `system:nodes`, signed by the
+/// cluster CA whose key is `ca_key_pem`) and its self-signed serving certificate, in
+/// `kubelet_pki_dir` (normally `<root>/var/lib/kubelet/pki`).
+pub fn generate_kubelet_pki(
+    kubelet_pki_dir: &Path,
+    ca_key_pem: &str,
+    node_name: &str,
+) -> Result<KubeletPki, PkiError> {
+    mkdir(kubelet_pki_dir)?;
+    let ca_key = KeyPair::from_pem(ca_key_pem)?;
+    let issuer = Issuer::new(ca_params_only("kubernetes")?, ca_key);
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("system:node:{node_name}"));
+    dn.push(DnType::OrganizationName, "system:nodes");
+    params.distinguished_name = dn;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer)?;
+    let client_pem = kubelet_pki_dir.join("kubelet-client-2024-01-01-00-00-00.pem");
+    let both = format!("{}{}", cert.pem(), key.serialize_pem());
+    write_file(&client_pem, both.as_bytes(), 0o600)?;
+    let client_current = kubelet_pki_dir.join("kubelet-client-current.pem");
+    match fs::remove_file(&client_current) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(PkiError::Io {
+                path: client_current,
+                source,
+            })
+        }
+    }
+    std::os::unix::fs::symlink(&client_pem, &client_current).map_err(|source| PkiError::Io {
+        path: client_current.clone(),
+        source,
+    })?;
+    let (sc, sk) = self_signed_pem(&[node_name, "localhost"])?;
+    let serving = CertPair {
+        cert: kubelet_pki_dir.join("kubelet.crt"),
+        key: kubelet_pki_dir.join("kubelet.key"),
+    };
+    write_file(&serving.cert, sc.as_bytes(), 0o644)?;
+    write_file(&serving.key, sk.as_bytes(), 0o600)?;
+    Ok(KubeletPki {
+        client_current,
+        client_pem,
+        serving,
+    })
+}
+
 /// A self-signed serving certificate and key (PEM) for `names`; used by the fake
 /// controller-manager and scheduler when no `--tls-cert-file` is given, as the real ones do.
 pub fn self_signed_pem(names: &[&str]) -> Result<(String, String), PkiError> {
@@ -217,6 +298,10 @@ pub fn self_signed_pem(names: &[&str]) -> Result<(String, String), PkiError> {
 
 fn ca_params(cn: &str) -> Result<(CertificateParams, KeyPair), PkiError> {
     let key = KeyPair::generate()?;
+    Ok((ca_params_only(cn)?, key))
+}
+
+fn ca_params_only(cn: &str) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
@@ -227,7 +312,7 @@ fn ca_params(cn: &str) -> Result<(CertificateParams, KeyPair), PkiError> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    Ok((params, key))
+    Ok(params)
 }
 
 fn leaf(

@@ -3,6 +3,8 @@
 //! kube-bench prints then) and one that passes it. They run without ../shared.
 #![allow(dead_code)]
 
+pub mod node;
+
 use kharden_catalog::Status;
 
 pub struct Case {
