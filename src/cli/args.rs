@@ -94,8 +94,45 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Change the kubelet's configuration as a gated, journaled transaction (a restart of the
+    /// kubelet, proven and probed; rolled back to the last known-good configuration).
+    #[command(subcommand)]
+    Kubelet(KubeletCommand),
+    /// What was undone since kharden committed it (a `kubeadm upgrade`, a hand edit).
+    Drift(DriftArgs),
     /// Print the man page (roff) to stdout.
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KubeletCommand {
+    /// Set KubeletConfiguration keys (KEY=VALUE, KEY a dotted path such as
+    /// authentication.anonymous.enabled), or remove them with --unset.
+    Set(KubeletSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KubeletSetArgs {
+    /// KEY=VALUE pairs (VALUE read as YAML: true, 0, a string; lists as [a,b]).
+    #[arg(value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Remove a key (it takes the kubelet's default).
+    #[arg(long, value_name = "KEY")]
+    pub unset: Vec<String>,
+    /// Print the diff; journal nothing, write nothing, restart nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// Static pod manifests directory (default: <root>/etc/kubernetes/manifests).
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
 }
 
 #[cfg(feature = "demo")]
@@ -156,8 +193,11 @@ pub struct HardenArgs {
     /// Print the plan and the diffs; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// One transaction per component instead of one per control.
-    #[arg(long)]
+    /// One transaction (one restart, one gate) per control, instead of one per component.
+    #[arg(long, conflicts_with = "batch")]
+    pub one_per_control: bool,
+    /// One transaction per component (the default; kept for scripts written before it was).
+    #[arg(long, hide = true)]
     pub batch: bool,
     /// Go on after a rollback (the default stops at the first one).
     #[arg(long)]
@@ -230,6 +270,17 @@ pub struct GateArgs {
     /// Do not wait for the restart or probe health (commit right after the write).
     #[arg(long)]
     pub no_gate: bool,
+    /// Fail the gate as soon as the new process has crashed N times (0: wait for the
+    /// deadline). Every start and exit is seen through the kernel's process events.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub max_crashes: u32,
+    /// The systemctl program that restarts the kubelet (kubelet changes).
+    #[arg(long, value_name = "PATH", env = "KHARDEN_SYSTEMCTL")]
+    pub systemctl: Option<PathBuf>,
+    /// The kubelet's systemd unit.
+    #[arg(long, value_name = "UNIT", default_value = "kubelet.service")]
+    pub kubelet_unit: String,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -20,10 +20,10 @@ pub fn run(ctx: &Ctx<'_>, a: &HardenArgs) -> Result<Output> {
         root: ctx.root.clone(),
         only: a.only.clone(),
         skip: a.skip.clone(),
-        grouping: if a.batch {
-            Grouping::PerComponent
-        } else {
+        grouping: if a.one_per_control {
             Grouping::PerControl
+        } else {
+            Grouping::PerComponent
         },
         keep_going: a.keep_going,
         gate: ctx.gate_spec(&a.gate, None)?,

@@ -149,6 +149,10 @@ pub fn run(cli: &Cli, matches: &ArgMatches) -> Result<Output> {
         Command::Harden(a) => harden::run(&ctx, a),
         #[cfg(feature = "demo")]
         Command::Demo(a) => demo::run(&ctx, a),
+        Command::Kubelet(k) => Err(Error::Usage(format!(
+            "kharden kubelet {k:?}: not available yet"
+        ))),
+        Command::Drift(_) => Err(Error::Usage("kharden drift: not available yet".into())),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "kharden", &mut buf);
