@@ -18,15 +18,19 @@
 use kharden::durable::FileMeta;
 use kharden::journal::schema::encode;
 use kharden::journal::{
-    Durable, Event, FileRecord, Image, Journal, JournalRead, JournalReader, RollbackCause, State,
-    Transition, TxnKind, TxnRecord,
+    Durable, Event, EventKind, FileRecord, Image, Journal, JournalRead, JournalReader,
+    RollbackCause, State, Transition, TxnKind, TxnRecord,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[path = "../tests/golden/v1_values.rs"]
-mod values;
-use values::{audit_spec, every_change, every_event_kind, gate_spec, T0};
+mod v1_values;
+#[path = "../tests/golden/v2_values.rs"]
+mod v2_values;
+// The values of the format this build writes.
+use v1_values::{audit_spec, every_change, T0};
+use v2_values::{every_event_kind, gate_spec, TEMP_TAG};
 
 fn image(contents: &[u8], mode: u32) -> Image {
     Image {
@@ -59,7 +63,7 @@ fn record(
         state: State::Prepared,
         rollback_cause,
         reason: None,
-        temp_tag: 0x5eed_0000_0000_0001,
+        temp_tag: TEMP_TAG,
     }
 }
 
@@ -272,8 +276,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         now(),
     )?;
 
-    // 9: left open in Prepared (a delete of a file).
-    let _id9 = j.prepare(
+    // 9: rolled back after a signal during the gate.
+    let id9 = j.prepare(
+        record(
+            TxnKind::Apply,
+            "apply kube-apiserver.yaml: interrupted",
+            vec![file(&apiserver, Some(&v(3)), Some(&v(8)), vec![], true)],
+            None,
+        ),
+        &[&v(3), &v(8)],
+        now(),
+    )?;
+    j.transition(id9, Transition::to(State::Applied), now())?;
+    j.transition(id9, Transition::to(State::Gating), now())?;
+    j.add_events(
+        id9,
+        vec![EventKind::Signal {
+            signal: 15,
+            second: false,
+        }],
+        Durable::Yes,
+        now(),
+    )?;
+    j.transition(
+        id9,
+        Transition::to(State::RollingBack)
+            .because("interrupted by signal 15 during the health gate")
+            .cause(RollbackCause::Interrupted),
+        now(),
+    )?;
+    j.transition(id9, Transition::to(State::RolledBack), now())?;
+
+    // 10: left open in Prepared (a delete of a file).
+    let _id10 = j.prepare(
         record(
             TxnKind::Apply,
             "open at the end: delete a file",
@@ -289,7 +324,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The records, one line each.
     let mut text = String::new();
     let j = JournalReader::open(&state)?.ok_or("journal vanished")?;
-    for id in [id3, id4, id5, id6, id7] {
+    for id in [id3, id4, id5, id6, id7, id9] {
         let rec = j.get(id)?;
         writeln!(text, "txn-{id} {}", hex(&encode(&rec)?))?;
     }

@@ -103,7 +103,7 @@ fn txn_code(t: &TxnError) -> u8 {
     match t {
         TxnError::Unresolved { .. } => exit::NEEDS_MANUAL,
         TxnError::Recorded { inner, .. } => txn_code(inner),
-        TxnError::JournalMidway { .. } => exit::JOURNAL_FAULT,
+        TxnError::JournalMidway { .. } | TxnError::CommitUnknown { .. } => exit::JOURNAL_FAULT,
         TxnError::Journal(j) if j.is_fault() => exit::JOURNAL_FAULT,
         _ => exit::ERROR,
     }

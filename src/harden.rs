@@ -27,7 +27,7 @@ use std::path::PathBuf;
 pub enum Grouping {
     /// One transaction (one restart, one gate) per control.
     PerControl,
-    /// One transaction per component.
+    /// One transaction per component; a group the component does not survive is bisected.
     PerComponent,
 }
 
@@ -84,6 +84,29 @@ pub struct StepResult {
     pub diff: String,
     #[serde(skip)]
     pub exit_code: u8,
+    /// A group the component did not survive, split to find the culprits (its controls are
+    /// reported again in the steps that follow).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bisected: bool,
+    /// A control bisection isolated: the component does not survive it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub culprit: bool,
+}
+
+impl StepResult {
+    fn new(controls: Vec<&'static str>, component: &'static str, outcome: StepOutcome) -> Self {
+        StepResult {
+            controls,
+            component,
+            outcome,
+            txid: None,
+            reason: None,
+            diff: String::new(),
+            exit_code: exit::SUCCESS,
+            bisected: false,
+            culprit: false,
+        }
+    }
 }
 
 /// A control and why.
@@ -260,6 +283,191 @@ fn diff_of(storage: &dyn Storage, ops: &[FileOp], manifest_before: &[u8]) -> Str
     diff
 }
 
+/// Controls that must be applied together: a control whose guard reads a flag that another
+/// control of the group changes stays with it (a flag and the file or mount it names are one
+/// control's remediation already). Bisection splits between units, never inside one.
+fn dependency_units(todo: &[&'static Control]) -> Vec<Vec<&'static Control>> {
+    let mut units: Vec<Vec<&'static Control>> = Vec::new();
+    for c in todo {
+        let reads: Vec<&str> = c
+            .remediation()
+            .map(|r| {
+                r.guards
+                    .iter()
+                    .map(|g| match g {
+                        kharden_catalog::Guard::AbsentOrEquals { flag, .. }
+                        | kharden_catalog::Guard::Present { flag, .. } => *flag,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let linked = units.iter().position(|u| {
+            u.iter().any(|o| {
+                o.remediation().is_some_and(|r| {
+                    r.flags().iter().any(|f| reads.contains(f))
+                        || c.remediation().is_some_and(|cr| {
+                            cr.flags().iter().any(|f| {
+                                r.guards.iter().any(|g| match g {
+                                    kharden_catalog::Guard::AbsentOrEquals { flag, .. }
+                                    | kharden_catalog::Guard::Present { flag, .. } => flag == f,
+                                })
+                            })
+                        })
+                })
+            })
+        });
+        match linked {
+            Some(i) => units[i].push(c),
+            None => units.push(vec![c]),
+        }
+    }
+    units
+}
+
+/// What the component's loop does after a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Go,
+    /// Bisection isolated a control the component does not survive (rolled back); the others
+    /// of the group were tried and committed.
+    Culprit,
+    NextComponent,
+    Stop,
+}
+
+fn push_blocked(
+    steps: &mut Vec<StepResult>,
+    blocked: &[(&'static str, String)],
+    component: &'static str,
+    seen: &mut Vec<&'static str>,
+) {
+    for (id, why) in blocked {
+        if seen.contains(id) {
+            continue;
+        }
+        seen.push(id);
+        steps.push(StepResult {
+            reason: Some(why.clone()),
+            exit_code: exit::ERROR,
+            ..StepResult::new(vec![id], component, StepOutcome::Blocked)
+        });
+    }
+}
+
+/// One component's transactions, and the bisection of a group the component did not survive.
+struct Runner<'r, 'e> {
+    req: &'r HardenRequest,
+    engine: &'r Engine<'e>,
+    found: &'r Found,
+    steps: &'r mut Vec<StepResult>,
+    /// Controls reported blocked already (a bisection plans them again).
+    blocked: Vec<&'static str>,
+}
+
+impl Runner<'_, '_> {
+    /// Apply `units` as one transaction; when the component does not survive it (the gate or
+    /// the audit fails and it is rolled back), split the units in halves and apply each as its
+    /// own transaction, recursively, until the controls it does not survive are isolated.
+    /// With one bad unit among n, that is at most 1 + 2 * ceil(log2 n) transactions.
+    fn solve(&mut self, units: &[Vec<&'static Control>]) -> Result<Flow> {
+        let controls: Vec<&'static Control> = units.concat();
+        let comp = self.found.component.name();
+        let storage = self.engine.storage;
+        let current = storage
+            .read(&self.found.manifest)?
+            .map(|s| s.contents)
+            .unwrap_or_default();
+        let plan = plan_controls(self.req, storage, self.found, &current, &controls)?;
+        push_blocked(self.steps, &plan.blocked, comp, &mut self.blocked);
+        if plan.planned.is_empty() {
+            return Ok(Flow::Go);
+        }
+        let diff = diff_of(storage, &plan.ops, &current);
+        self.engine
+            .progress
+            .step(&format!("fixing {} on {comp} ...", plan.planned.join(", ")));
+        let result = self.engine.run(Plan {
+            kind: TxnKind::Harden {
+                controls: plan.planned.iter().map(|s| s.to_string()).collect(),
+            },
+            summary: format!("harden {comp}: {}", plan.planned.join(", ")),
+            ops: plan.ops,
+            gate: self.req.gate.clone(),
+            audit: self.req.audit.clone(),
+            options: self.req.options,
+        });
+        let mut step = match result {
+            Ok(outcome) => step_of(plan.planned.clone(), comp, &outcome, diff),
+            // Refused before any change (journaled by the engine): other components' files
+            // are still free to fix.
+            Err(e @ (TxnError::Recorded { .. } | TxnError::Changed { .. })) => {
+                let reason = e.to_string();
+                let code = Error::from(e).exit_code();
+                StepResult {
+                    reason: Some(reason),
+                    exit_code: code,
+                    ..StepResult::new(plan.planned.clone(), comp, StepOutcome::Refused)
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let planned_units: Vec<Vec<&'static Control>> = units
+            .iter()
+            .map(|u| {
+                u.iter()
+                    .copied()
+                    .filter(|c| plan.planned.contains(&c.id))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|u| !u.is_empty())
+            .collect();
+        match step.outcome {
+            StepOutcome::RolledBack if planned_units.len() > 1 => {
+                step.bisected = true;
+                // Found and isolated below: this group's own rollback is not the command's
+                // result.
+                step.exit_code = exit::SUCCESS;
+                self.steps.push(step);
+                let (left, right) = planned_units.split_at(planned_units.len() / 2);
+                let mut flow = Flow::Go;
+                for half in [left, right] {
+                    match self.solve(half)? {
+                        Flow::Go => {}
+                        Flow::Culprit => flow = Flow::Culprit,
+                        other => return Ok(other),
+                    }
+                }
+                Ok(flow)
+            }
+            StepOutcome::RolledBack => {
+                step.culprit = true;
+                self.steps.push(step);
+                Ok(Flow::Culprit)
+            }
+            StepOutcome::NeedsManual | StepOutcome::Interrupted => {
+                self.steps.push(step);
+                Ok(Flow::Stop)
+            }
+            StepOutcome::Refused => {
+                self.steps.push(step);
+                Ok(Flow::NextComponent)
+            }
+            StepOutcome::Aborted => {
+                self.steps.push(step);
+                Ok(if self.req.keep_going {
+                    Flow::NextComponent
+                } else {
+                    Flow::Stop
+                })
+            }
+            _ => {
+                self.steps.push(step);
+                Ok(Flow::Go)
+            }
+        }
+    }
+}
+
 /// Plan every step without changing anything (`--dry-run`): edits chain in memory.
 pub fn dry_run(req: &HardenRequest, storage: &dyn Storage) -> Result<HardenReport> {
     execute(req, storage, None)
@@ -315,98 +523,48 @@ fn execute(
         if todo.is_empty() {
             continue;
         }
-        let groups: Vec<Vec<&'static Control>> = match req.grouping {
-            Grouping::PerComponent => vec![todo],
-            Grouping::PerControl => todo.into_iter().map(|c| vec![c]).collect(),
+        let units = dependency_units(&todo);
+        let groups: Vec<Vec<Vec<&'static Control>>> = match req.grouping {
+            Grouping::PerComponent => vec![units],
+            Grouping::PerControl => units.into_iter().map(|u| vec![u]).collect(),
         };
-        // For a dry run, edits chain in memory; otherwise each transaction reads the file anew.
-        let mut current = f.contents.clone();
-        for group in groups {
-            if engine.is_some() {
-                current = storage
-                    .read(&f.manifest)?
-                    .map(|s| s.contents)
-                    .unwrap_or_default();
-            }
-            let plan = plan_controls(req, storage, f, &current, &group)?;
-            for (id, why) in &plan.blocked {
+        let Some(engine) = engine else {
+            // A dry run: every group planned on the previous one's result, in memory.
+            let mut current = f.contents.clone();
+            for group in groups {
+                let plan = plan_controls(req, storage, f, &current, &group.concat())?;
+                push_blocked(&mut steps, &plan.blocked, comp.name(), &mut Vec::new());
+                if plan.planned.is_empty() {
+                    continue;
+                }
                 steps.push(StepResult {
-                    controls: vec![id],
-                    component: comp.name(),
-                    outcome: StepOutcome::Blocked,
-                    txid: None,
-                    reason: Some(why.clone()),
-                    diff: String::new(),
-                    exit_code: exit::ERROR,
-                });
-            }
-            if plan.planned.is_empty() {
-                continue;
-            }
-            let diff = diff_of(storage, &plan.ops, &current);
-            let Some(engine) = engine else {
-                steps.push(StepResult {
-                    controls: plan.planned,
-                    component: comp.name(),
-                    outcome: StepOutcome::Planned,
-                    txid: None,
-                    reason: None,
-                    diff,
-                    exit_code: exit::SUCCESS,
+                    diff: diff_of(storage, &plan.ops, &current),
+                    ..StepResult::new(plan.planned, comp.name(), StepOutcome::Planned)
                 });
                 current = plan.edited;
-                continue;
-            };
-            engine.progress.step(&format!(
-                "fixing {} on {} ...",
-                plan.planned.join(", "),
-                comp
-            ));
-            let result = engine.run(Plan {
-                kind: TxnKind::Harden {
-                    controls: plan.planned.iter().map(|s| s.to_string()).collect(),
-                },
-                summary: format!("harden {}: {}", comp, plan.planned.join(", ")),
-                ops: plan.ops,
-                gate: req.gate.clone(),
-                audit: req.audit.clone(),
-                options: req.options,
-            });
-            let step = match result {
-                Ok(outcome) => step_of(plan.planned, comp.name(), &outcome, diff),
-                // Refused before any change (journaled by the engine): other components'
-                // files are still free to fix.
-                Err(e @ (TxnError::Recorded { .. } | TxnError::Changed { .. })) => {
-                    let reason = e.to_string();
-                    let code = Error::from(e).exit_code();
-                    StepResult {
-                        controls: plan.planned,
-                        component: comp.name(),
-                        outcome: StepOutcome::Refused,
-                        txid: None,
-                        reason: Some(reason),
-                        diff: String::new(),
-                        exit_code: code,
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let stop = match step.outcome {
-                StepOutcome::NeedsManual | StepOutcome::Interrupted => true,
-                StepOutcome::RolledBack | StepOutcome::Refused | StepOutcome::Aborted => {
-                    !req.keep_going
-                }
-                _ => false,
-            };
-            let refused = step.outcome == StepOutcome::Refused;
-            steps.push(step);
-            if stop {
-                break 'components;
             }
-            if refused {
-                // The component's file is held: go on with the next component.
-                continue 'components;
+            continue;
+        };
+        let mut run = Runner {
+            req,
+            engine,
+            found: f,
+            steps: &mut steps,
+            blocked: Vec::new(),
+        };
+        let mut culprit = false;
+        for group in groups {
+            match run.solve(&group)? {
+                Flow::Go => {}
+                Flow::Culprit => culprit = true,
+                Flow::NextComponent => continue 'components,
+                Flow::Stop => break 'components,
             }
+        }
+        if culprit && !req.keep_going {
+            // The component's other controls are committed; the next components wait for an
+            // operator who has read why (or --keep-going).
+            break 'components;
         }
     }
     let still_failing: Vec<&'static str> = if engine.is_some() {
@@ -454,13 +612,11 @@ fn step_of(
         Outcome::Aborted { reason, .. } => (StepOutcome::Aborted, Some(reason.clone())),
     };
     StepResult {
-        controls,
-        component,
-        outcome: o,
         txid: outcome.txid(),
         reason,
         diff,
         exit_code: outcome.exit_code(),
+        ..StepResult::new(controls, component, o)
     }
 }
 

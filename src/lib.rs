@@ -22,6 +22,7 @@ pub mod apply;
 pub mod assess;
 pub mod audit;
 pub mod diff;
+pub mod drift;
 pub mod durable;
 pub mod error;
 pub mod exit;

@@ -332,6 +332,15 @@ pub fn event_text(kind: &EventKind) -> String {
             Some(n) => format!("resolved by the operator: {n}"),
             None => "resolved by the operator".into(),
         },
+        EventKind::Crash {
+            pid,
+            status,
+            lifetime_ms,
+            exact,
+        } => format!(
+            "crash: pid {pid} {status} after {lifetime_ms} ms{}",
+            if *exact { "" } else { " (seen by polling /proc: times approximate)" }
+        ),
         EventKind::Signal { signal, second } => format!(
             "signal {signal}{}",
             if *second {

@@ -142,9 +142,10 @@ impl HostRoot {
         PathBuf::from("/proc")
     }
 
-    /// The directory `rel` (relative to the root) through `openat2(RESOLVE_IN_ROOT)`: the
-    /// longest existing prefix is opened by the kernel, the rest (which does not exist, so
-    /// holds no link) appended. `Err(None)`: the kernel has no `openat2`.
+    /// The directory `rel` (relative to the root) through `openat2(RESOLVE_IN_ROOT)`, when it
+    /// exists. `Err(None)`: the kernel has no `openat2`, or the directory does not exist (a
+    /// missing directory may be a dangling link, which only the walk can follow without
+    /// leaving the root).
     fn openat2_dir(&self, rel: &Path, shown: &Path) -> Result<PathBuf, Option<RootError>> {
         use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
         let io = |source: std::io::Error| {
@@ -160,70 +161,38 @@ impl HostRoot {
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| io(e.into()))?;
-        let comps: Vec<&std::ffi::OsStr> = rel
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        let has_dotdot = rel.components().any(|c| c == Component::ParentDir);
-        // With `..` in the given path the prefix walk below would be wrong: let the kernel
-        // resolve the whole path (it clamps `..` at the root); when it does not exist, use the
-        // component walk, which handles `..` itself.
-        let tries: Vec<usize> = if has_dotdot {
-            vec![comps.len()]
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
         } else {
-            (0..=comps.len()).rev().collect()
+            rel
         };
-        for keep in tries {
-            let prefix: PathBuf = if has_dotdot {
-                rel.to_path_buf()
-            } else {
-                comps[..keep].iter().collect()
-            };
-            let prefix = if prefix.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                prefix
-            };
-            let how = OpenHow::new()
-                .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-            match openat2(&rootfd, &prefix, how) {
-                Ok(fd) => {
-                    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-                        .map_err(io)?;
-                    if !real.starts_with(&self.root) {
-                        // RESOLVE_IN_ROOT cannot leave the root; a bind mount could make the
-                        // kernel's name for it look outside. Refuse rather than guess.
-                        return Err(Some(RootError::Escapes {
-                            path: shown.to_path_buf(),
-                            link: self.root.join(&prefix),
-                            target: real,
-                            root: self.root.clone(),
-                        }));
-                    }
-                    let rest: PathBuf = if has_dotdot {
-                        PathBuf::new()
-                    } else {
-                        comps[keep..].iter().collect()
-                    };
-                    return Ok(real.join(rest));
-                }
-                Err(nix::errno::Errno::ENOSYS) => return Err(None),
-                Err(nix::errno::Errno::ENOENT) if !has_dotdot => continue,
-                Err(nix::errno::Errno::ENOENT) => return Err(None),
-                Err(nix::errno::Errno::ELOOP) => {
-                    return Err(Some(RootError::Loop {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        match openat2(&rootfd, rel, how) {
+            Ok(fd) => {
+                let real =
+                    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(io)?;
+                if real.starts_with(&self.root) {
+                    Ok(real)
+                } else {
+                    // RESOLVE_IN_ROOT cannot leave the root; a bind mount could make the
+                    // kernel's name for it look outside. Refuse rather than guess.
+                    Err(Some(RootError::Escapes {
                         path: shown.to_path_buf(),
+                        link: self.root.join(rel),
+                        target: real,
                         root: self.root.clone(),
                     }))
                 }
-                Err(e) => return Err(io(e.into())),
             }
+            Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::ENOENT) => Err(None),
+            Err(nix::errno::Errno::ELOOP) => Err(Some(RootError::Loop {
+                path: shown.to_path_buf(),
+                root: self.root.clone(),
+            })),
+            Err(e) => Err(io(e.into())),
         }
-        Err(None)
     }
 
     /// The component walk: follow each directory's link with the root as `/`; refuse a link
@@ -362,9 +331,16 @@ mod tests {
         symlink("../../outside/etc", root.join("etc/kubernetes")).unwrap();
         let root = std::fs::canonicalize(&root).unwrap();
         let [kernel, walk] = both(&root);
-        // The kernel clamps `..` at the root (RESOLVE_IN_ROOT): inside.
+        // The kernel clamps `..` at the root (RESOLVE_IN_ROOT); where that leads nowhere, the
+        // walk takes over and refuses the escaping link. Never outside.
+        match kernel.resolve("/etc/kubernetes/manifests/x.yaml") {
+            Ok(p) => assert!(p.starts_with(&root), "{p:?}"),
+            Err(e) => assert!(matches!(e, RootError::Escapes { .. }), "{e}"),
+        }
+        // `etc/kubernetes -> ../../outside/etc` is `R/outside/etc` with the root as `/`.
+        std::fs::create_dir_all(root.join("outside/etc/manifests")).unwrap();
         let p = kernel.resolve("/etc/kubernetes/manifests/x.yaml").unwrap();
-        assert!(p.starts_with(&root), "{p:?}");
+        assert_eq!(p, root.join("outside/etc/manifests/x.yaml"));
         // The walk refuses the escaping link.
         assert!(matches!(
             walk.resolve("/etc/kubernetes/manifests/x.yaml"),
@@ -402,6 +378,34 @@ mod tests {
         let root = std::fs::canonicalize(&root).unwrap();
         for r in both(&root) {
             assert!(matches!(r.resolve("/etc/a/x"), Err(RootError::Loop { .. })));
+        }
+    }
+}
+
+#[cfg(test)]
+mod dangling_tests {
+    use super::*;
+
+    #[test]
+    fn a_dangling_absolute_link_never_resolves_through_the_host() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let outside = d.path().join("outside/etc/kubernetes/manifests");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        // On the host, root/etc points outside; read with the root as `/`, it dangles.
+        std::os::unix::fs::symlink(d.path().join("outside/etc"), root.join("etc")).unwrap();
+        let root = std::fs::canonicalize(&root).unwrap();
+        let r = HostRoot::new(Some(&root)).unwrap();
+        let p = r.manifests_dir().unwrap();
+        assert!(p.starts_with(&root), "{p:?}");
+        // No component of the result below the root is a symbolic link.
+        let mut cur = root.clone();
+        for c in p.strip_prefix(&root).unwrap().components() {
+            cur.push(c);
+            if let Ok(md) = std::fs::symlink_metadata(&cur) {
+                assert!(!md.file_type().is_symlink(), "{cur:?} is a link");
+            }
         }
     }
 }

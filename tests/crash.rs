@@ -291,3 +291,56 @@ fn kill_a_two_file_harden_at_every_failpoint_then_recover() {
     }
     assert_eq!(sides.len(), 2, "both outcomes were reached");
 }
+
+/// Issue 11, item 6: a kill (or a power cut) while the first apply creates the journal used to
+/// leave a `journal.redb` redb could not open ("magic number mismatch"), and every later
+/// command failed on that node. The journal is now built under a temp name and renamed in:
+/// killed at any point of its creation, the next apply works and recovery finds nothing
+/// broken.
+#[test]
+fn the_first_apply_killed_while_creating_the_journal_leaves_a_node_that_works() {
+    let points = [
+        "journal.create.before",
+        "journal.create.built",
+        "journal.create.renamed",
+        "journal.create.after",
+    ];
+    for point in points {
+        let node = Node::new();
+        assert!(!node.state.exists());
+        apply_killed_at(&node, point);
+        assert_eq!(node.read(), APISERVER, "{point}: nothing applied yet");
+        let out = node.kharden().arg("recover").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{point}: recover: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        node.kharden()
+            .args([
+                "apply",
+                path_str(&node.manifest),
+                "--set",
+                "profiling=false",
+                "--no-gate",
+            ])
+            .assert()
+            .success();
+        assert_eq!(
+            node.read(),
+            edited(APISERVER, &profiling_false()),
+            "{point}"
+        );
+        node.kharden()
+            .args(["journal", "verify"])
+            .assert()
+            .success();
+        // No leftover of the killed creation.
+        let leftovers: Vec<String> = std::fs::read_dir(&node.state)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("creating"))
+            .collect();
+        assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
+    }
+}

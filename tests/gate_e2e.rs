@@ -538,3 +538,83 @@ fn real_etcd_good_change_commits_and_bad_flag_rolls_back_with_data_intact() {
         "data intact after the rollback"
     );
 }
+
+/// Issue 11, item 3: SIGTERM during the gate ends in a verified rollback with its own exit
+/// code; a second one stops the rollback's gate too and leaves the transaction to `recover`,
+/// saying so.
+#[test]
+fn signals_during_the_gate_roll_back_or_leave_the_transaction_for_recover() {
+    let sim = start(apiserver_only(), |_| {});
+    let m = sim.apiserver();
+    sim.wait_healthy(&m);
+    let before = std::fs::read(&m).unwrap();
+    for second in [false, true] {
+        let mut child = sim
+            .kharden()
+            .arg("apply")
+            .arg(&m)
+            .args(["--set", "profiling=false", "--health-timeout", "120"])
+            .args(["--stable-for", if second { "60" } else { "2" }])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while std::fs::read(&m).unwrap() == before {
+            assert!(t0.elapsed() < Duration::from_secs(30), "apply never wrote");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        if second {
+            // Wait for the rollback's write, then signal again during its gate.
+            let t0 = Instant::now();
+            while std::fs::read(&m).unwrap() != before {
+                assert!(t0.elapsed() < Duration::from_secs(30), "no rollback write");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "kharden did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(9), "{err}");
+        assert_eq!(
+            std::fs::read(&m).unwrap(),
+            before,
+            "the old manifest is back"
+        );
+        let log = sim.log();
+        let t = &log["transactions"][0];
+        if second {
+            assert!(
+                err.contains("LEFT OPEN") && err.contains("kharden recover"),
+                "{err}"
+            );
+            assert_eq!(t["state"], "rolling-back", "left for recover");
+            let (code, out, err) = run(sim.kharden().arg("recover"));
+            assert_eq!(code, 0, "{out}\n{err}");
+            assert_eq!(sim.log()["transactions"][0]["state"], "rolled-back");
+        } else {
+            assert!(
+                err.contains("ROLLED BACK") && err.contains("interrupted"),
+                "{err}"
+            );
+            assert!(err.contains("proven running and healthy"), "{err}");
+            assert_eq!(t["state"], "rolled-back");
+            assert_eq!(t["rollback_cause"], "Interrupted");
+        }
+        sim.wait_healthy(&m);
+    }
+}

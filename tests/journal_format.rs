@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "golden/v1_values.rs"]
 mod v1_values;
+#[path = "golden/v2_values.rs"]
+mod v2_values;
 
 fn golden(version: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/v{version}"))
@@ -176,4 +178,113 @@ fn the_format_1_golden_records_decode_to_their_values() {
         }
     }
     assert_eq!(events, every.len(), "one golden record per event kind");
+}
+
+fn check_v2_contents(j: &impl JournalRead, added: u64) {
+    // Transactions 1 and 2 were pruned; 3..=10 remain.
+    assert_eq!(j.len().unwrap(), 8 + added);
+    let states: Vec<State> = (3..=10).map(|id| j.get(id).unwrap().state).collect();
+    assert_eq!(
+        states,
+        vec![
+            State::Committed,
+            State::RolledBack,
+            State::RolledBack,
+            State::NeedsManual,
+            State::NeedsManual,
+            State::Aborted,
+            State::RolledBack,
+            State::Prepared,
+        ]
+    );
+    assert_eq!(j.open_ids().unwrap()[0], 10);
+    assert_eq!(j.unresolved().unwrap(), vec![7]);
+    let t3 = j.get(3).unwrap();
+    assert_eq!(t3.files[0].changes, v1_values::every_change());
+    assert_eq!(t3.gate, v2_values::gate_spec());
+    assert_eq!(t3.temp_tag, v2_values::TEMP_TAG);
+    let kinds: Vec<EventKind> = j.events(3).unwrap().into_iter().map(|e| e.kind).collect();
+    let every = v2_values::every_event_kind();
+    assert!(
+        kinds.windows(every.len()).any(|w| w == every.as_slice()),
+        "transaction 3 holds every event kind of format 2, in order: {kinds:?}"
+    );
+    let t9 = j.get(9).unwrap();
+    assert_eq!(t9.rollback_cause, Some(RollbackCause::Interrupted));
+    assert!(j.events(9).unwrap().iter().any(|e| e.kind
+        == EventKind::Signal {
+            signal: 15,
+            second: false
+        }));
+}
+
+#[test]
+fn the_format_2_golden_journal_reads_verifies_and_takes_new_transactions() {
+    let d = state_with_copy(2);
+    let r = JournalReader::open(d.path()).unwrap().expect("a journal");
+    check_v2_contents(&r, 0);
+    drop(r);
+    let mut j = Journal::open(d.path()).unwrap();
+    let faults: Vec<String> = j
+        .verify()
+        .unwrap()
+        .into_iter()
+        .map(|f| format!("{:?}: {}", f.txid, f.what))
+        .collect();
+    assert_eq!(
+        faults,
+        vec![
+            "Some(3): illegal transition prepared -> gating",
+            "Some(3): illegal transition rolling-back -> applied"
+        ]
+    );
+    let mut rec = j.get(3).unwrap();
+    rec.summary = "written by this build".into();
+    assert_eq!(j.prepare(rec, &[], v1_values::T0 + 999_000).unwrap(), 11);
+    check_v2_contents(&j, 1);
+}
+
+#[test]
+fn the_format_2_golden_records_decode_to_their_values() {
+    let d = state_with_copy(2);
+    let r = JournalReader::open(d.path()).unwrap().expect("a journal");
+    let every = v2_values::every_event_kind();
+    let mut events = 0;
+    for (name, bytes) in records(2) {
+        assert_eq!(bytes[0], 2, "{name}: format 2");
+        if let Some(id) = name.strip_prefix("txn-") {
+            let rec: TxnRecord = decode(&bytes).unwrap();
+            assert_eq!(rec, r.get(id.parse().unwrap()).unwrap(), "{name}");
+            if RECORD_VERSION == 2 {
+                assert_eq!(encode(&rec).unwrap(), bytes, "{name}: re-encoding");
+            }
+        } else if let Some(i) = name.strip_prefix("event-") {
+            let i: usize = i.parse().unwrap();
+            let ev: Event = decode(&bytes).unwrap();
+            assert_eq!(
+                ev,
+                Event {
+                    time_ms: v1_values::T0 + i as u64,
+                    kind: every[i].clone()
+                },
+                "{name}"
+            );
+            if RECORD_VERSION == 2 {
+                assert_eq!(encode(&ev).unwrap(), bytes, "{name}: re-encoding");
+            }
+            events += 1;
+        }
+    }
+    assert_eq!(events, every.len(), "one golden record per event kind");
+}
+
+/// A format-1 record read by this build keeps what format 1 meant: no temp tag (its temps
+/// were `.<name>.kharden-<id>`) and gates that waited for their deadline.
+#[test]
+fn format_1_records_convert_to_what_they_meant() {
+    let d = state_with_copy(1);
+    let r = JournalReader::open(d.path()).unwrap().expect("a journal");
+    let t = r.get(3).unwrap();
+    assert_eq!(t.temp_tag, kharden::journal::TEMP_TAG_V1);
+    assert_eq!(t.gate.max_crashes, 0);
 }

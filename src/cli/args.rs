@@ -130,9 +130,9 @@ pub struct KubeletSetArgs {
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
-    /// Static pod manifests directory (default: <root>/etc/kubernetes/manifests).
-    #[arg(long, value_name = "DIR")]
-    pub manifests: Option<PathBuf>,
+    /// Leave the diffs out of the text output (`-o json` always has them).
+    #[arg(long)]
+    pub no_diff: bool,
 }
 
 #[cfg(feature = "demo")]
@@ -143,11 +143,19 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
+/// `kharden audit --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
+    /// By section: kube-bench's verdict and, beside it, the effective one.
     Text,
+    /// kharden's own report (as `-o json`).
     Json,
+    /// JUnit XML, one test suite per section.
     Junit,
+    /// kube-bench's JSON report, field for field (`kube-bench --json`).
+    KubeBenchJson,
+    /// node_exporter textfile-collector metrics (exposition format 0.0.4).
+    Prometheus,
 }
 
 /// Which argv `kharden audit` evaluates.
@@ -161,15 +169,28 @@ pub enum SourceArg {
 
 #[derive(Debug, Args)]
 pub struct AuditCmdArgs {
-    /// Benchmark version (see the catalog).
-    #[arg(long, default_value = kharden_catalog::DEFAULT_BENCHMARK)]
-    pub benchmark: String,
+    /// Benchmark version (cis-1.8 ... cis-1.12, cis-2.0); default: chosen from the node's
+    /// Kubernetes version, as kube-bench's version_mapping does.
+    #[arg(long, value_name = "ID", conflicts_with = "kubernetes_version")]
+    pub benchmark: Option<String>,
+    /// The Kubernetes version to choose the benchmark from (1.30, v1.30.2) instead of the
+    /// version the node runs.
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// kube-bench's targets to run (master, node, etcd, controlplane, policies; comma-separated);
+    /// default: chosen from what runs and exists on the node.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub targets: Vec<String>,
     /// Static pod manifests directory (default: <root>/etc/kubernetes/manifests).
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
-    /// Report format (`-o json` also selects json).
+    /// Report format (`-o json` prints kharden's own JSON whatever this says).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// With --format prometheus: write the metrics to this file atomically (for
+    /// node_exporter's textfile collector; the name must end in .prom) instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
     /// Exit with N when a scored control fails (kube-bench's convention); default 0.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub exit_code: u8,

@@ -12,6 +12,7 @@ mod args;
 mod commands;
 mod progress;
 mod render;
+mod render_audit;
 
 use args::{Cli, LogFormat, OutputFormat};
 use clap::{CommandFactory, FromArgMatches};

@@ -2,7 +2,6 @@
 //! written. The JSON document is the report itself (serde).
 
 use super::Output;
-use kharden::assess::{section, AuditReport};
 use kharden::harden::{HardenReport, StepOutcome};
 use kharden::journal::State;
 use kharden::report::{
@@ -10,7 +9,6 @@ use kharden::report::{
     ShowReport, TxnReport, VerifyReport,
 };
 use kharden::txn::RecoveryAction;
-use kharden_catalog::Status;
 use serde::Serialize;
 
 /// `YYYY-MM-DD HH:MM:SS` UTC from milliseconds since the epoch.
@@ -304,130 +302,6 @@ pub fn resolve(r: &ResolveReport) -> Output {
     output(r, r.exit_code, text, String::new())
 }
 
-fn colour(status: Status, on: bool) -> String {
-    let label = format!("[{status}]");
-    if !on {
-        return label;
-    }
-    let code = match status {
-        Status::Pass => "32",
-        Status::Fail => "31",
-        Status::Warn => "33",
-        Status::Manual => "36",
-    };
-    format!("\x1b[{code}m{label}\x1b[0m")
-}
-
-/// The audit table as text, grouped by section.
-pub fn audit_text(r: &AuditReport, colours: bool) -> String {
-    let mut out = String::new();
-    let mut last = "";
-    for c in &r.controls {
-        let (sec, name) = section(c.id);
-        if sec != last {
-            let src = r
-                .sources
-                .iter()
-                .find(|(comp, _)| *comp == c.component)
-                .map(|(_, s)| s.as_str())
-                .unwrap_or("not found");
-            out.push_str(&format!("\n== {sec} {name} ({}: {src})\n", c.component));
-            last = sec;
-        }
-        out.push_str(&format!(
-            "{} {:<7} {}\n",
-            colour(c.status, colours),
-            c.id,
-            c.title
-        ));
-        if let Some(fix) = &c.fix {
-            out.push_str(&format!("        fix {fix}\n"));
-        }
-        if let Some(d) = &c.disagreement {
-            out.push_str(&format!(
-                "        note: kube-bench and the flag parser disagree: {d}\n"
-            ));
-        }
-        if c.kube_bench.is_none() {
-            if let Some(n) = &c.note {
-                out.push_str(&format!("        {n}\n"));
-            }
-        }
-    }
-    out.push_str(&format!(
-        "\n== Summary {}: {} pass, {} fail, {} warn, {} manual\n",
-        r.benchmark, r.summary.pass, r.summary.fail, r.summary.warn, r.summary.manual
-    ));
-    out
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The audit as JUnit XML (one test suite per section).
-pub fn audit_junit(r: &AuditReport) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!(
-        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\">\n",
-        r.benchmark,
-        r.controls.len(),
-        r.summary.fail
-    ));
-    let mut sections: Vec<&str> = r.controls.iter().map(|c| section(c.id).0).collect();
-    sections.dedup();
-    for sec in sections {
-        let cs: Vec<_> = r
-            .controls
-            .iter()
-            .filter(|c| section(c.id).0 == sec)
-            .collect();
-        let Some(first) = cs.first() else { continue };
-        out.push_str(&format!(
-            "  <testsuite name=\"{} {sec} {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
-            r.benchmark,
-            section(first.id).1,
-            cs.len(),
-            cs.iter().filter(|c| c.status == Status::Fail).count(),
-            cs.iter()
-                .filter(|c| matches!(c.status, Status::Warn | Status::Manual))
-                .count()
-        ));
-        for c in cs {
-            out.push_str(&format!(
-                "    <testcase classname=\"{}.{}\" name=\"{} {}\">",
-                r.benchmark,
-                sec,
-                c.id,
-                xml_escape(c.title)
-            ));
-            let detail = c.source.as_ref().map(|s| s.to_string()).unwrap_or_default();
-            match c.status {
-                Status::Pass => {}
-                Status::Fail => out.push_str(&format!(
-                    "<failure message=\"{} fails on {}\"/>",
-                    c.id,
-                    xml_escape(&detail)
-                )),
-                Status::Warn | Status::Manual => out.push_str(&format!(
-                    "<skipped message=\"{}\"/>",
-                    xml_escape(c.note.as_deref().unwrap_or(match c.status {
-                        Status::Manual => "manual check",
-                        _ => "unscored control fails",
-                    }))
-                )),
-            }
-            out.push_str("</testcase>\n");
-        }
-        out.push_str("  </testsuite>\n");
-    }
-    out.push_str("</testsuites>\n");
-    out
-}
-
 pub fn harden(r: &HardenReport) -> Output {
     let mut text = String::new();
     for s in r.steps.iter().filter(|s| s.outcome == StepOutcome::Planned) {
@@ -471,6 +345,11 @@ pub fn harden(r: &HardenReport) -> Output {
             .filter(|s| s.outcome == outcome)
             .map(|s| {
                 let mut t = s.controls.join(", ");
+                if s.bisected {
+                    t.push_str(" [together; split to find the culprit]");
+                } else if s.culprit {
+                    t.push_str(" [CULPRIT: the component does not start or stay healthy with it]");
+                }
                 if let Some(x) = s.txid {
                     t.push_str(&format!(" (transaction {x})"));
                 }

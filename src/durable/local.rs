@@ -67,3 +67,47 @@ pub fn remove_if_exists(path: &Path) -> std::io::Result<()> {
         Err(e) => Err(e),
     }
 }
+
+/// Replace `path` with `contents` atomically, for kharden's own outputs (the metrics textfile
+/// of `kharden audit --textfile`), not managed files: a dot-prefixed temp file in the same
+/// directory (created exclusively with `mode`, never through a symlink), written and fsync'd,
+/// renamed over `path`, then the directory fsync'd. A reader (node_exporter) sees the old file
+/// or the new one, never a part of one; on an error the temp file is removed and `path` is
+/// left as it was.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path has no file name",
+        )
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.kharden-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    // A leftover of an earlier run that had this pid and was killed midway.
+    remove_if_exists(&tmp)?;
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        // The umask may have removed bits: the mode asked for is the mode written.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(contents)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written.and_then(|_| rename_synced(&tmp, path)) {
+        let _ = remove_if_exists(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}

@@ -162,6 +162,15 @@ impl Gate for ProbeGate {
                 }
             };
         params.poll_interval = self.poll;
+        params.max_crashes = req.spec.max_crashes;
+        // The argv being left: its processes ending (or crash-looping) are reported apart.
+        params.previous_argv = req
+            .previous
+            .first()
+            .copied()
+            .flatten()
+            .and_then(|m| kharden_manifest::inspect(m, req.spec.container.as_deref()).ok())
+            .map(|i| i.argv);
         let mut io = kharden_gate::LiveIo::new(&params);
         let mut clock = InterruptibleClock { req };
         let verdict = kharden_gate::run_gate_with(&params, &mut io, &mut clock, &mut |o| {
@@ -175,6 +184,16 @@ impl Gate for ProbeGate {
                 } else {
                     format!("{}: {} ({})", o.class, o.detail, o.note)
                 },
+                crashes: o
+                    .crashes
+                    .iter()
+                    .map(|c| super::Crash {
+                        pid: c.pid,
+                        status: c.status.describe(),
+                        lifetime_ms: c.lifetime.as_millis().try_into().unwrap_or(u64::MAX),
+                        exact: c.exact,
+                    })
+                    .collect(),
             });
         });
         if req.interrupted() {

@@ -30,6 +30,9 @@ pub struct GateRequest<'a> {
     pub spec: &'a GateSpec,
     /// The gated manifests with the contents now on disk.
     pub manifests: Vec<(PathBuf, &'a [u8])>,
+    /// The same manifests as they were on the side being left (`None`: absent), so that the
+    /// gate can tell the component being replaced from the one it waits for.
+    pub previous: Vec<Option<&'a [u8]>>,
     /// When the write happened: a process started before it is the old one. `None` when
     /// nothing was written (a rollback that found the files already restored): then any
     /// process with the expected argv counts.
@@ -61,6 +64,17 @@ pub struct Observation {
     /// Whether `pid` is a process proven started after the write with the new argv.
     pub restarted: bool,
     pub detail: String,
+    /// Processes with the expected argv that exited during this round.
+    pub crashes: Vec<Crash>,
+}
+
+/// A crash of the process the gate waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crash {
+    pub pid: u32,
+    pub status: String,
+    pub lifetime_ms: u64,
+    pub exact: bool,
 }
 
 /// The gate's answer.

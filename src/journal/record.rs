@@ -129,6 +129,9 @@ pub struct GateSpec {
     pub container: Option<String>,
     /// Host root the paths were resolved under.
     pub root: Option<String>,
+    /// Fail the gate as soon as the new process has crashed this many times (0: only at the
+    /// deadline). Format 1 had no such field: its transactions read as 0.
+    pub max_crashes: u32,
 }
 
 /// How the audit is to run.
@@ -258,6 +261,16 @@ pub enum EventKind {
     Signal {
         signal: i32,
         second: bool,
+    },
+    /// A process with the argv the gate waits for exited before the gate passed (seen
+    /// through the kernel's process events, however short it lived).
+    Crash {
+        pid: u32,
+        /// "exited with code 2", "was killed by signal 9 (SIGKILL)".
+        status: String,
+        lifetime_ms: u64,
+        /// Times from kernel events (`false`: inferred from /proc polling).
+        exact: bool,
     },
 }
 

@@ -231,16 +231,30 @@ pub mod v1 {
 }
 
 /// Format 2: a transaction records the random tag of its temp files (so that only the
-/// temps the journal names are ever removed), a rollback may be caused by a signal, and a
-/// transaction may be interrupted. Enums of this format may grow by appending variants (older
+/// temps the journal names are ever removed) and the gate's `--max-crashes`, a rollback may be
+/// caused by a signal, and a signal is an event. Enums of this format may grow by appending variants (older
 /// records still decode); anything else is a new format.
 pub mod v2 {
     use serde::{Deserialize, Serialize};
 
     pub use super::v1::{
-        AuditSpec, Change, FileMeta, FileRecord, GateSpec, Image, Mount, ProbeClass, Side, State,
-        TxnKind,
+        AuditSpec, Change, FileMeta, FileRecord, Image, Mount, ProbeClass, Side, State, TxnKind,
     };
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct GateSpec {
+        pub enabled: bool,
+        pub timeout_secs: u64,
+        pub stable_for_secs: u64,
+        pub health_url: Option<String>,
+        pub cacert: Option<String>,
+        pub cert: Option<String>,
+        pub key: Option<String>,
+        pub container: Option<String>,
+        pub root: Option<String>,
+        /// `--max-crashes`: fail the gate at the N-th crash of the new process (0: never early).
+        pub max_crashes: u32,
+    }
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub enum RollbackCause {
@@ -316,6 +330,13 @@ pub mod v2 {
         Signal {
             signal: i32,
             second: bool,
+        },
+        /// A crash of the process the gate waits for.
+        Crash {
+            pid: u32,
+            status: String,
+            lifetime_ms: u64,
+            exact: bool,
         },
     }
 
@@ -507,9 +528,9 @@ impl From<v1::FileRecord> for domain::FileRecord {
     }
 }
 
-impl From<&domain::GateSpec> for v1::GateSpec {
+impl From<&domain::GateSpec> for v2::GateSpec {
     fn from(g: &domain::GateSpec) -> Self {
-        v1::GateSpec {
+        v2::GateSpec {
             enabled: g.enabled,
             timeout_secs: g.timeout_secs,
             stable_for_secs: g.stable_for_secs,
@@ -519,12 +540,31 @@ impl From<&domain::GateSpec> for v1::GateSpec {
             key: g.key.clone(),
             container: g.container.clone(),
             root: g.root.clone(),
+            max_crashes: g.max_crashes,
         }
     }
 }
 
-impl From<v1::GateSpec> for domain::GateSpec {
+/// Format 1 had no `--max-crashes`: its gates waited for the deadline (0).
+impl From<v1::GateSpec> for v2::GateSpec {
     fn from(g: v1::GateSpec) -> Self {
+        v2::GateSpec {
+            enabled: g.enabled,
+            timeout_secs: g.timeout_secs,
+            stable_for_secs: g.stable_for_secs,
+            health_url: g.health_url,
+            cacert: g.cacert,
+            cert: g.cert,
+            key: g.key,
+            container: g.container,
+            root: g.root,
+            max_crashes: 0,
+        }
+    }
+}
+
+impl From<v2::GateSpec> for domain::GateSpec {
+    fn from(g: v2::GateSpec) -> Self {
         domain::GateSpec {
             enabled: g.enabled,
             timeout_secs: g.timeout_secs,
@@ -535,6 +575,7 @@ impl From<v1::GateSpec> for domain::GateSpec {
             key: g.key,
             container: g.container,
             root: g.root,
+            max_crashes: g.max_crashes,
         }
     }
 }
@@ -626,7 +667,7 @@ impl From<v1::TxnRecord> for v2::TxnRecord {
             updated_ms: r.updated_ms,
             summary: r.summary,
             files: r.files,
-            gate: r.gate,
+            gate: r.gate.into(),
             audit: r.audit,
             deadline_ms: r.deadline_ms,
             state: r.state,
@@ -814,6 +855,17 @@ impl From<&domain::EventKind> for v2::EventKind {
             D::Note(n) => v2::EventKind::Note(n),
             D::Resolved { note } => v2::EventKind::Resolved { note },
             D::Signal { signal, second } => v2::EventKind::Signal { signal, second },
+            D::Crash {
+                pid,
+                status,
+                lifetime_ms,
+                exact,
+            } => v2::EventKind::Crash {
+                pid,
+                status,
+                lifetime_ms,
+                exact,
+            },
         }
     }
 }
@@ -860,6 +912,17 @@ impl From<v2::EventKind> for domain::EventKind {
             v2::EventKind::Note(n) => D::Note(n),
             v2::EventKind::Resolved { note } => D::Resolved { note },
             v2::EventKind::Signal { signal, second } => D::Signal { signal, second },
+            v2::EventKind::Crash {
+                pid,
+                status,
+                lifetime_ms,
+                exact,
+            } => D::Crash {
+                pid,
+                status,
+                lifetime_ms,
+                exact,
+            },
         }
     }
 }

@@ -238,6 +238,14 @@ pub enum TxnError {
     HardLinked { path: PathBuf, nlink: u64 },
     #[error("{path}: {len} bytes after the change is over kharden's limit for a managed file ({limit}); nothing was changed")]
     TooLarge { path: PathBuf, len: u64, limit: u64 },
+    /// Recording the commit failed: it may or may not be on disk. The files hold the verified
+    /// after side; `kharden recover` ends the transaction from what the journal says.
+    #[error("the commit record of transaction {txid} could not be confirmed ({source}); its change passed the gate and the audit and is in place. Once the journal can be written again (free space in the state directory), run `kharden recover`: it marks the transaction committed, or restores the previous files if the record was lost")]
+    CommitUnknown {
+        txid: TxId,
+        #[source]
+        source: JournalError,
+    },
     /// A refusal before anything was written, recorded in the journal as transaction `txid`.
     #[error("{inner} (refusal recorded as transaction {txid})")]
     Recorded { txid: TxId, inner: Box<TxnError> },
@@ -526,6 +534,9 @@ impl<'a> Engine<'a> {
                 verified: Verified::RestoredNothingToGate,
             });
         }
+        // The before side, in memory: if the journal fails after the write (a full disk), the
+        // files are put back without it.
+        let before = self.side_contents(&rec, Side::Before)?;
         // The restart proof compares process start times with this instant, taken *before*
         // the rename: kubelet may start the new process within milliseconds of it, before the
         // write call even returns.
@@ -537,21 +548,17 @@ impl<'a> Engine<'a> {
                 // is on disk for these files; put back any file already written.
                 return self.abort_for_conflicts(rec, conflicts);
             }
-            Err(TxnError::Journal(e)) => return self.journal_failed_midway(&rec, e),
+            Err(TxnError::Journal(e)) => return self.journal_failed_midway(&rec, &before, e),
             Err(e) => {
                 let reason = format!("write failed: {e}");
                 self.event(id, EventKind::Note(reason.clone()), Durable::Later)?;
                 return self.rollback(id, RollbackCause::WriteFailed, reason);
             }
         };
+        // Kept for the case the journal fails from here on (it may then not even be readable).
+        let files = rec.clone();
         match self.after_write(rec, written, write_started) {
-            Err(TxnError::Journal(e)) => {
-                let rec = self.journal.get(id).ok();
-                match rec {
-                    Some(rec) => self.journal_failed_midway(&rec, e),
-                    None => Err(TxnError::Journal(e)),
-                }
-            }
+            Err(TxnError::Journal(e)) => self.journal_failed_midway(&files, &before, e),
             other => other,
         }
     }
@@ -661,27 +668,33 @@ impl<'a> Engine<'a> {
                 self.now_ms(),
             )?;
         }
-        self.journal
-            .transition(id, Transition::to(State::Committed), self.now_ms())?;
+        if let Err(e) = self
+            .journal
+            .transition(id, Transition::to(State::Committed), self.now_ms())
+        {
+            // A commit that reports an error may still have reached the disk (redb can fail
+            // after its header is written). The files hold the verified after side: putting
+            // them back could contradict a journal that says Committed. Leave them; recovery
+            // reads the journal and ends the transaction either way.
+            return Err(TxnError::CommitUnknown {
+                txid: id,
+                source: e,
+            });
+        }
         tracing::info!(txid = id, "committed");
         Ok(Outcome::Committed { txid: id })
     }
 
     /// The journal failed after files were written: put them back (durably, without the
     /// journal), and say that the open transaction is `kharden recover`'s to finish.
-    fn journal_failed_midway(&self, rec: &TxnRecord, e: JournalError) -> Result<Outcome, TxnError> {
+    fn journal_failed_midway(
+        &self,
+        rec: &TxnRecord,
+        contents: &[Option<Vec<u8>>],
+        e: JournalError,
+    ) -> Result<Outcome, TxnError> {
         tracing::error!(txid = rec.id, "journal failed mid-transaction: {e}");
         let mut restored = true;
-        let contents = match self.side_contents(rec, Side::Before) {
-            Ok(c) => c,
-            Err(_) => {
-                return Err(TxnError::JournalMidway {
-                    txid: rec.id,
-                    restored: false,
-                    source: e,
-                })
-            }
-        };
         for (i, f) in rec.files.iter().enumerate().rev() {
             let path = Path::new(&f.path);
             let current = match self.storage.read(path) {
@@ -834,11 +847,38 @@ impl<'a> Engine<'a> {
             } else {
                 Expect::of(current.as_ref().map(|c| c.contents.as_slice()))
             };
-            match (&contents[i], img) {
+            let result = match (&contents[i], img) {
                 (Some(bytes), Some(im)) => {
                     let meta = current.as_ref().map(|c| c.meta).unwrap_or(im.meta);
                     self.storage
-                        .replace(path, bytes, &meta, &self.temp_name(rec), expect)?;
+                        .replace(path, bytes, &meta, &self.temp_name(rec), expect)
+                }
+                _ => self.storage.remove(path, expect),
+            };
+            match result {
+                // Another writer changed it in the instant between the check above and the
+                // rename: nothing of ours is on disk yet, so this is a refusal, not a failure.
+                Err(DurableError::Moved { .. }) if side == Side::After && written == 0 => {
+                    let found = self
+                        .storage
+                        .read(path)?
+                        .map(|c| self.journal.keep_blob(&c.contents))
+                        .transpose()?;
+                    self.event(
+                        rec.id,
+                        EventKind::Conflict {
+                            path: f.path.clone(),
+                            found,
+                        },
+                        Durable::Yes,
+                    )?;
+                    return Ok(Err(Conflicts(vec![(f.path.clone(), found)])));
+                }
+                Err(e) => return Err(e.into()),
+                Ok(()) => {}
+            }
+            match img {
+                Some(_) => {
                     written += 1;
                     self.event(
                         rec.id,
@@ -849,8 +889,7 @@ impl<'a> Engine<'a> {
                         Durable::Later,
                     )?;
                 }
-                _ => {
-                    self.storage.remove(path, expect)?;
+                None => {
                     written += 1;
                     self.event(
                         rec.id,
@@ -901,10 +940,26 @@ impl<'a> Engine<'a> {
             .filter(|(f, _)| f.gated)
             .filter_map(|(f, c)| c.as_ref().map(|c| (PathBuf::from(&f.path), c.as_slice())))
             .collect();
+        let other = self.side_contents(
+            rec,
+            match purpose {
+                Purpose::Forward => Side::Before,
+                Purpose::Rollback => Side::After,
+            },
+        )?;
+        let previous: Vec<Option<&[u8]>> = rec
+            .files
+            .iter()
+            .zip(contents)
+            .zip(&other)
+            .filter(|((f, c), _)| f.gated && c.is_some())
+            .map(|(_, o)| o.as_deref())
+            .collect();
         let req = GateRequest {
             txid: rec.id,
             spec: &rec.gate,
             manifests,
+            previous,
             written_at,
             deadline,
             purpose,
@@ -914,19 +969,30 @@ impl<'a> Engine<'a> {
         let verdict = self.gate.wait(&req, &mut |o: Observation| {
             self.progress.observed(rec.id, purpose, deadline, &o);
             // Journal as we go (not durably: a crash during the gate ends in rollback anyway).
-            let ev = Event {
-                time_ms: to_ms(o.time),
+            let time_ms = to_ms(o.time);
+            let mut evs: Vec<Event> = o
+                .crashes
+                .iter()
+                .map(|c| Event {
+                    time_ms,
+                    kind: EventKind::Crash {
+                        pid: c.pid,
+                        status: c.status.clone(),
+                        lifetime_ms: c.lifetime_ms,
+                        exact: c.exact,
+                    },
+                })
+                .collect();
+            evs.push(Event {
+                time_ms,
                 kind: EventKind::Probe {
                     class: o.class,
                     pid: o.pid,
                     restarted: o.restarted,
                     detail: o.detail,
                 },
-            };
-            if let Err(e) = self
-                .journal
-                .add_timed_events(rec.id, vec![ev], Durable::Later)
-            {
+            });
+            if let Err(e) = self.journal.add_timed_events(rec.id, evs, Durable::Later) {
                 journal_err.get_or_insert(e);
             }
         });

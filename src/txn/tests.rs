@@ -27,6 +27,7 @@ impl Gate for ScriptedGate {
             pid: Some(42),
             restarted: true,
             detail: "scripted".into(),
+            crashes: Vec::new(),
         });
         let mut v = self.0.borrow_mut();
         if v.is_empty() {
@@ -791,4 +792,243 @@ fn the_restart_proof_time_is_taken_before_the_rename_forward_and_back() {
             "gate told {t:?}, rename at {w:?}"
         );
     }
+}
+
+// ---- issue 11: nothing lost, nothing escaped ----
+
+/// A gate during which an operator edits the manifest by hand, then the gate fails.
+struct HandEditGate<'a> {
+    storage: &'a MemStorage,
+    calls: RefCell<Vec<Purpose>>,
+}
+
+impl Gate for HandEditGate<'_> {
+    fn wait(&self, req: &GateRequest<'_>, _observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+        self.calls.borrow_mut().push(req.purpose);
+        if req.purpose == Purpose::Forward {
+            self.storage.put(M, b"hand edit");
+            return failed("unhealthy");
+        }
+        passed()
+    }
+}
+
+#[test]
+fn an_in_process_rollback_never_overwrites_a_hand_edit() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let g = HandEditGate {
+        storage: &s,
+        calls: RefCell::new(Vec::new()),
+    };
+    let out = engine(&j, &s, &g, &NoAudit)
+        .run(plan(vec![(M, Some(b"new"))], true, false))
+        .unwrap();
+    let Outcome::NeedsManual { txid, reason } = out else {
+        panic!("{out:?}")
+    };
+    assert!(
+        reason.contains(M) && reason.contains("matched neither"),
+        "{reason}"
+    );
+    assert!(reason.contains("--force"), "{reason}");
+    assert_eq!(s.get(M).unwrap(), b"hand edit", "the hand edit is kept");
+    assert_eq!(
+        *g.calls.borrow(),
+        vec![Purpose::Forward],
+        "nothing to gate back"
+    );
+    // Its contents are in the journal, named by the conflict event.
+    let h = crate::durable::hash(b"hand edit");
+    assert!(j.events(txid).unwrap().iter().any(|e| e.kind
+        == EventKind::Conflict {
+            path: M.into(),
+            found: Some(h)
+        }));
+    assert_eq!(j.blob(&h).unwrap(), b"hand edit");
+    assert_eq!(j.unresolved().unwrap(), vec![txid]);
+    assert_eq!(j.get(txid).unwrap().state, State::NeedsManual);
+}
+
+#[test]
+fn force_lets_a_rollback_overwrite_a_hand_edit_but_keeps_it_in_the_journal() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let g = HandEditGate {
+        storage: &s,
+        calls: RefCell::new(Vec::new()),
+    };
+    let mut p = plan(vec![(M, Some(b"new"))], true, false);
+    p.options.force = true;
+    let out = engine(&j, &s, &g, &NoAudit).run(p).unwrap();
+    assert!(matches!(out, Outcome::RolledBack { .. }), "{out:?}");
+    assert_eq!(s.get(M).unwrap(), b"old");
+    assert_eq!(
+        j.blob(&crate::durable::hash(b"hand edit")).unwrap(),
+        b"hand edit"
+    );
+}
+
+/// Storage on which another writer changes `M` at a chosen moment.
+struct RacingStorage {
+    inner: MemStorage,
+    /// Change `M` right before this read (1-based) ...
+    at_read: Option<usize>,
+    /// ... or inside the first replace, after kharden's checks.
+    in_replace: bool,
+    reads: std::cell::Cell<usize>,
+}
+
+impl Storage for RacingStorage {
+    fn read(&self, path: &Path) -> Result<Option<FileState>, DurableError> {
+        let n = self.reads.get() + 1;
+        self.reads.set(n);
+        if Some(n) == self.at_read {
+            self.inner.put(M, b"another writer");
+        }
+        self.inner.read(path)
+    }
+    fn replace(
+        &self,
+        path: &Path,
+        contents: &[u8],
+        meta: &FileMeta,
+        temp: &TempName,
+        expect: crate::durable::Expect,
+    ) -> Result<(), DurableError> {
+        if self.in_replace {
+            self.inner.put(M, b"another writer");
+        }
+        self.inner.replace(path, contents, meta, temp, expect)
+    }
+    fn remove(&self, path: &Path, expect: crate::durable::Expect) -> Result<(), DurableError> {
+        self.inner.remove(path, expect)
+    }
+    fn remove_temps(&self, path: &Path, temp: &TempName) -> Result<Vec<PathBuf>, DurableError> {
+        self.inner.remove_temps(path, temp)
+    }
+    fn sync(&self, path: &Path) -> Result<(), DurableError> {
+        self.inner.sync(path)
+    }
+    fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError> {
+        self.inner.list(dir)
+    }
+}
+
+fn racing(at_read: Option<usize>, in_replace: bool) -> RacingStorage {
+    let s = RacingStorage {
+        inner: MemStorage::default(),
+        at_read,
+        in_replace,
+        reads: std::cell::Cell::new(0),
+    };
+    s.inner.put(M, b"old");
+    s
+}
+
+#[test]
+fn another_writers_change_after_the_plan_is_refused_not_lost() {
+    // Read 1 plans the transaction; before read 2 (the check before writing) another writer
+    // replaces the file.
+    for (at_read, in_replace) in [(Some(2), false), (None, true)] {
+        let (_d, j) = journal();
+        let s = racing(at_read, in_replace);
+        let e = Engine::new(&j, &s, &NoGate, &NoAudit, &SystemClock);
+        let out = e.run(plan(vec![(M, Some(b"new"))], false, false)).unwrap();
+        let Outcome::Aborted { txid, reason } = out else {
+            panic!("{out:?}")
+        };
+        assert!(reason.contains("another writer"), "{reason}");
+        assert_eq!(s.inner.get(M).unwrap(), b"another writer", "not lost");
+        assert!(s.inner.written().is_empty(), "nothing written");
+        assert_eq!(j.get(txid).unwrap().state, State::Aborted);
+        assert_eq!(
+            j.blob(&crate::durable::hash(b"another writer")).unwrap(),
+            b"another writer"
+        );
+        assert_eq!(
+            Outcome::Aborted { txid, reason }.exit_code(),
+            crate::exit::ERROR
+        );
+    }
+}
+
+#[test]
+fn a_hard_linked_file_is_refused_unless_split_is_asked_for() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    s.link(M);
+    let e = engine(&j, &s, &NoGate, &NoAudit);
+    let err = e
+        .run(plan(vec![(M, Some(b"new"))], false, false))
+        .unwrap_err();
+    let TxnError::Recorded { inner, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(**inner, TxnError::HardLinked { nlink: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--split-hardlinks"));
+    assert_eq!(s.get(M).unwrap(), b"old");
+    let mut p = plan(vec![(M, Some(b"new"))], false, false);
+    p.options.split_hardlinks = true;
+    assert!(matches!(e.run(p).unwrap(), Outcome::Committed { .. }));
+}
+
+#[test]
+fn a_result_over_the_size_limit_is_refused() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let big = vec![b'x'; crate::durable::MAX_FILE_BYTES as usize + 1];
+    let err = engine(&j, &s, &NoGate, &NoAudit)
+        .run(plan(vec![(M, Some(&big))], false, false))
+        .unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert_eq!(s.get(M).unwrap(), b"old");
+}
+
+#[test]
+fn a_signal_during_the_gate_rolls_back_and_a_second_leaves_it_for_recover() {
+    use crate::signals::ScriptedInterrupts;
+    // One signal (arriving at the engine's first look after the write): rolled back, proven.
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(M, b"old");
+    let g = ScriptedGate::new(vec![passed(), passed()]);
+    let sig = ScriptedInterrupts::new(vec![2], 15);
+    let e = engine(&j, &s, &g, &NoAudit).with_interrupts(&sig);
+    let out = e.run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
+    let Outcome::RolledBack {
+        cause, verified, ..
+    } = &out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*cause, RollbackCause::Interrupted);
+    assert_eq!(*verified, Verified::Healthy);
+    assert_eq!(out.exit_code(), crate::exit::INTERRUPTED);
+    assert_eq!(s.get(M).unwrap(), b"old");
+    // Two signals: the rollback's gate stops too; the transaction stays open, restored.
+    let (_d2, j2) = journal();
+    let s2 = MemStorage::default();
+    s2.put(M, b"old");
+    let g2 = ScriptedGate::new(vec![passed(), passed()]);
+    let sig2 = ScriptedInterrupts::new(vec![2, 3], 15);
+    let e2 = engine(&j2, &s2, &g2, &NoAudit).with_interrupts(&sig2);
+    let out = e2.run(plan(vec![(M, Some(b"new"))], true, false)).unwrap();
+    let Outcome::LeftOpen { txid, reason } = &out else {
+        panic!("{out:?}")
+    };
+    assert!(reason.contains("kharden recover"), "{reason}");
+    assert_eq!(j2.open_ids().unwrap(), vec![*txid]);
+    assert_eq!(j2.get(*txid).unwrap().state, State::RollingBack);
+    assert_eq!(s2.get(M).unwrap(), b"old");
+    // recover finishes it.
+    let r = recover(&engine(&j2, &s2, &NoGate, &NoAudit), Policy::Revert, false).unwrap();
+    assert_eq!(r.transactions[0].ended, Some(State::RolledBack));
 }

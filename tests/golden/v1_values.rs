@@ -74,6 +74,8 @@ pub fn gate_spec() -> GateSpec {
         key: Some("/etc/kubernetes/pki/apiserver-kubelet-client.key".into()),
         container: Some("kube-apiserver".into()),
         root: Some("/host".into()),
+        // Format 1 had no --max-crashes: its gates read as waiting for the deadline.
+        max_crashes: 0,
     }
 }
 

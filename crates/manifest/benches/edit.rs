@@ -54,3 +54,22 @@ fn serde_yaml_parse_only(b: Bencher) {
     let text = std::str::from_utf8(APISERVER).unwrap_or_default();
     b.bench(|| serde_yaml::from_str::<serde_yaml::Value>(black_box(text)).is_ok());
 }
+
+/// A manifest with `n` repeated `--v=2` flags, consolidated by one `--set v=3`: linear in `n`
+/// (issue 11: 69,000 repeats took 12-14 s when every removed item was looked up in the list
+/// of all operations).
+#[divan::bench(args = [1_000, 10_000, 69_000], sample_count = 3)]
+fn consolidate_repeated_flags(b: Bencher, n: usize) {
+    let text = std::str::from_utf8(APISERVER).unwrap_or_default();
+    let many: String = "    - --v=2\n".repeat(n);
+    let input = text.replacen(
+        "    - --advertise-address=",
+        &format!("{many}    - --advertise-address="),
+        1,
+    );
+    let change = vec![Change::Set {
+        name: "v".into(),
+        value: Some("3".into()),
+    }];
+    b.bench(|| edit(black_box(input.as_bytes()), None, black_box(&change)).map(|e| e.output.len()));
+}

@@ -32,8 +32,9 @@
 //!   empty...) are always quoted. Values with line breaks or control characters are refused.
 //! - **Verification**: the new argv must express the change and leave every other flag as it
 //!   was; the output must parse (serde_yaml) to the input's parse with exactly that change.
-//! - **Mount**: appends to existing block `volumes`/`volumeMounts` lists; absent or flow-style
-//!   lists are refused; idempotent; conflicting existing entries are refused.
+//! - **Mount**: appends to existing block `volumes`/`volumeMounts` lists, creates them when
+//!   absent (at the mapping's key column); flow-style lists are refused; idempotent;
+//!   conflicting existing entries are refused.
 
 mod argv;
 pub mod flags;

@@ -3,9 +3,12 @@
 //! Why it exists: some CIS remediations name a file (an audit policy, an encryption config)
 //! that the component can only read when it is mounted. This module appends one entry to each
 //! block list, copying the last sibling's indentation, dash spacing and key order, and does
-//! nothing when an identical volume and mount are already there. It refuses rather than
-//! guesses when a list is absent or written in flow style, or when a conflicting volume or
-//! mount exists.
+//! nothing when an identical volume and mount are already there. When a list is absent, it
+//! adds the key at the end of its mapping (the pod spec, the container), at the mapping's own
+//! key column, with one entry laid out as kubeadm writes them (`- ` at the key's column, keys
+//! in alphabetical order, two-space steps). It refuses rather than guesses when a list is
+//! written in flow style, is empty or is not a list, or when a conflicting volume or mount
+//! exists.
 
 use crate::locate::{err, get, Located};
 use crate::splice::{eol_for, BlockLine, Splice};
@@ -31,13 +34,10 @@ fn w(s: &str) -> String {
     yaml11::render(s, Quote::Plain, Quote::Double, false)
 }
 
-/// The block list at `key` of `map`, or a refusal.
-fn block_list<'t>(map: &'t Node, key: &str) -> Result<&'t [Node], EditError> {
+/// The block list at `key` of `map` (`None`: the key is absent), or a refusal.
+fn block_list<'t>(map: &'t Node, key: &str) -> Result<Option<&'t [Node]>, EditError> {
     let Some(list) = get(map, key)? else {
-        return Err(unsupported(
-            Some(map.line),
-            format!("there is no `{key}` list to add to (creating it is not supported)"),
-        ));
+        return Ok(None);
     };
     match list.seq_items() {
         Some((items, false)) if !items.is_empty() => {
@@ -47,7 +47,7 @@ fn block_list<'t>(map: &'t Node, key: &str) -> Result<&'t [Node], EditError> {
                     format!("`{key}` uses anchors, aliases or tags"),
                 ));
             }
-            Ok(items)
+            Ok(Some(items))
         }
         Some((_, true)) => Err(unsupported(
             Some(list.line),
@@ -167,6 +167,93 @@ fn render(l: &Layout<'_>, lines: &[(usize, String)]) -> Splice {
     }
 }
 
+/// Add `key:` with a one-entry block list at the end of the block mapping `map`. `entry`:
+/// the entry's lines as (depth, text), depth 0 at the entry's key column.
+fn create_list(
+    text: &str,
+    map: &Node,
+    key: &str,
+    entry: &[(usize, String)],
+) -> Result<Splice, EditError> {
+    let Some(pairs) = map.map_pairs() else {
+        return Err(unsupported(Some(map.line), "not a mapping"));
+    };
+    let Some((first_key, _)) = pairs.first() else {
+        return Err(unsupported(Some(map.line), "an empty mapping"));
+    };
+    if map.span.start < text.len() && text[map.span.start..].starts_with('{') {
+        return Err(unsupported(
+            Some(map.line),
+            format!("cannot add `{key}` to a flow mapping (`{{...}}`)"),
+        ));
+    }
+    if map.has_props_below() {
+        return Err(unsupported(
+            Some(map.line),
+            format!("cannot add `{key}` beside anchors, aliases or tags"),
+        ));
+    }
+    let line_start = |pos: usize| text[..pos].rfind('\n').map_or(0, |p| p + 1);
+    let key_col = first_key.span.start - line_start(first_key.span.start);
+    // Every key of the mapping must sit at that column, each on its own line.
+    for (k, _) in pairs {
+        if k.span.start - line_start(k.span.start) != key_col {
+            return Err(unsupported(
+                Some(k.line),
+                format!("the keys of this mapping are not aligned; not adding `{key}`"),
+            ));
+        }
+    }
+    let end_pos = map.content_end();
+    let end = text[end_pos..]
+        .find('\n')
+        .map_or(text.len(), |p| end_pos + p);
+    let after = text[end_pos..end]
+        .trim_end_matches('\r')
+        .trim_start_matches([' ', '\t']);
+    if !(after.is_empty() || after.starts_with('#')) {
+        return Err(unsupported(
+            Some(map.line),
+            format!("unexpected text after the mapping; not adding `{key}`"),
+        ));
+    }
+    let end_incl = if end < text.len() { end + 1 } else { end };
+    let end_excl = if end < text.len() && end > 0 && text.as_bytes()[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    };
+    let eol = eol_for(
+        text,
+        &BlockLine {
+            start: line_start(end_pos),
+            end: end_excl,
+            end_incl,
+        },
+    );
+    let pad = " ".repeat(key_col);
+    let mut lines = vec![format!("{pad}{key}:")];
+    for (i, (depth, body)) in entry.iter().enumerate() {
+        if i == 0 {
+            lines.push(format!("{pad}- {body}"));
+        } else {
+            lines.push(format!("{pad}{}{body}", " ".repeat(2 + depth * 2)));
+        }
+    }
+    let joined = lines.join(eol);
+    Ok(if end_incl > end {
+        Splice {
+            range: end_incl..end_incl,
+            text: format!("{joined}{eol}"),
+        }
+    } else {
+        Splice {
+            range: end..end,
+            text: format!("{eol}{joined}"),
+        }
+    })
+}
+
 /// Plan a mount: splices for the current text, and the expected documents updated.
 pub(crate) fn plan(
     text: &str,
@@ -195,7 +282,7 @@ pub(crate) fn plan(
     let mounts = block_list(loc.container, "volumeMounts")?;
 
     let mut have_volume = false;
-    for v in volumes {
+    for v in volumes.unwrap_or_default() {
         if scalar(v, "name")? != Some(m.name.as_str()) {
             continue;
         }
@@ -221,7 +308,7 @@ pub(crate) fn plan(
         have_volume = true;
     }
     let mut have_mount = false;
-    for v in mounts {
+    for v in mounts.unwrap_or_default() {
         if scalar(v, "mountPath")? != Some(m.mount_path.as_str()) {
             continue;
         }
@@ -237,22 +324,32 @@ pub(crate) fn plan(
 
     let mut splices = Vec::new();
     if !have_volume {
-        let l = layout(text, volumes)?;
         let mut host = vec![(1, format!("path: {}", w(&m.host_path)))];
         if let Some(t) = &m.path_type {
             host.push((1, format!("type: {}", w(t))));
         }
-        let mut lines = Vec::new();
         let name_line = (0, format!("name: {}", w(&m.name)));
-        if l.name_first {
-            lines.push(name_line.clone());
+        match volumes {
+            Some(volumes) => {
+                let l = layout(text, volumes)?;
+                let mut lines = Vec::new();
+                if l.name_first {
+                    lines.push(name_line.clone());
+                }
+                lines.push((0, "hostPath:".to_string()));
+                lines.extend(host);
+                if !l.name_first {
+                    lines.push(name_line);
+                }
+                splices.push(render(&l, &lines));
+            }
+            None => {
+                let mut lines = vec![(0, "hostPath:".to_string())];
+                lines.extend(host);
+                lines.push(name_line);
+                splices.push(create_list(text, loc.pod_spec, "volumes", &lines)?);
+            }
         }
-        lines.push((0, "hostPath:".to_string()));
-        lines.extend(host);
-        if !l.name_first {
-            lines.push(name_line);
-        }
-        splices.push(render(&l, &lines));
 
         let mut hp = Mapping::new();
         hp.insert("path".into(), Value::String(m.host_path.clone()));
@@ -266,20 +363,33 @@ pub(crate) fn plan(
         verify::push_to(spec, "volumes", vol)?;
     }
     if !have_mount {
-        let l = layout(text, mounts)?;
-        let mut lines = Vec::new();
         let name_line = (0, format!("name: {}", w(&m.name)));
-        if l.name_first {
-            lines.push(name_line.clone());
+        let mount_line = (0, format!("mountPath: {}", w(&m.mount_path)));
+        let ro_line = (0, "readOnly: true".to_string());
+        match mounts {
+            Some(mounts) => {
+                let l = layout(text, mounts)?;
+                let mut lines = Vec::new();
+                if l.name_first {
+                    lines.push(name_line.clone());
+                }
+                lines.push(mount_line);
+                if !l.name_first {
+                    lines.push(name_line);
+                }
+                if m.read_only {
+                    lines.push(ro_line);
+                }
+                splices.push(render(&l, &lines));
+            }
+            None => {
+                let mut lines = vec![mount_line, name_line];
+                if m.read_only {
+                    lines.push(ro_line);
+                }
+                splices.push(create_list(text, loc.container, "volumeMounts", &lines)?);
+            }
         }
-        lines.push((0, format!("mountPath: {}", w(&m.mount_path))));
-        if !l.name_first {
-            lines.push(name_line);
-        }
-        if m.read_only {
-            lines.push((0, "readOnly: true".to_string()));
-        }
-        splices.push(render(&l, &lines));
 
         let mut vm = Mapping::new();
         vm.insert("mountPath".into(), Value::String(m.mount_path.clone()));
@@ -290,5 +400,9 @@ pub(crate) fn plan(
         let c = verify::value_at_mut(expected.get()?, loc.doc_index, &loc.container_path())?;
         verify::push_to(c, "volumeMounts", vm)?;
     }
+    // Both keys may be added at the same place (the container is the last thing in the pod
+    // spec): the container's `volumeMounts` must come before the spec's `volumes` there.
+    // `splice::apply` sorts stably, so the order here decides.
+    splices.reverse();
     Ok(splices)
 }

@@ -376,11 +376,18 @@ pub(crate) enum Slot {
 /// Apply `ops` to an argv given as `(list, position)` per index; returns, per list id, the new
 /// content of that list (only lists that exist). `lists` is the number of lists.
 pub(crate) fn apply(homes: &[(usize, usize)], lists: usize, ops: &[Op]) -> Vec<Vec<Slot>> {
+    // The ops of each index, found once (a change may remove tens of thousands of repeated
+    // items: one pass over the ops, not one per item).
+    let mut by_idx: std::collections::HashMap<usize, Vec<&Op>> = std::collections::HashMap::new();
+    for op in ops {
+        by_idx.entry(op.idx()).or_default().push(op);
+    }
     let mut out: Vec<Vec<Slot>> = vec![Vec::new(); lists];
     for (idx, &(list, pos)) in homes.iter().enumerate() {
+        let mine = by_idx.get(&idx).map(Vec::as_slice).unwrap_or_default();
         let mut removed = false;
         let mut replaced = None;
-        for op in ops.iter().filter(|o| o.idx() == idx) {
+        for op in mine {
             match op {
                 Op::Remove { .. } => removed = true,
                 Op::Replace { value, .. } => replaced = Some(value.clone()),
@@ -391,7 +398,7 @@ pub(crate) fn apply(homes: &[(usize, usize)], lists: usize, ops: &[Op]) -> Vec<V
             if !removed {
                 slots.push(replaced.map_or(Slot::Keep(pos), Slot::New));
             }
-            for op in ops.iter().filter(|o| o.idx() == idx) {
+            for op in mine {
                 if let Op::InsertAfter { value, .. } = op {
                     slots.push(Slot::New(value.clone()));
                 }

@@ -162,12 +162,13 @@ pub(crate) fn remove_items(
         // Maximal runs of removed positions, each removed with one separator.
         let mut i = 0;
         while i < items.len() {
-            if !removed.contains(&i) {
+            // `removed` is sorted: binary search keeps this linear-logarithmic.
+            if removed.binary_search(&i).is_err() {
                 i += 1;
                 continue;
             }
             let a = i;
-            while i + 1 < items.len() && removed.contains(&(i + 1)) {
+            while i + 1 < items.len() && removed.binary_search(&(i + 1)).is_ok() {
                 i += 1;
             }
             let b = i;

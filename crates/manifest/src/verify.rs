@@ -136,11 +136,19 @@ pub(crate) fn set_lists(
 }
 
 /// Append `item` to the list at `key` of a mapping value.
+/// (The list is created when `key` is absent.)
 pub(crate) fn push_to(map: &mut Value, key: &str, item: Mapping) -> Result<(), EditError> {
     match map {
         Value::Mapping(m) => match m.get_mut(key) {
             Some(Value::Sequence(s)) => {
                 s.push(Value::Mapping(item));
+                Ok(())
+            }
+            None => {
+                m.insert(
+                    Value::String(key.to_string()),
+                    Value::Sequence(vec![Value::Mapping(item)]),
+                );
                 Ok(())
             }
             _ => Err(failed(format!("serde_yaml does not see `{key}` as a list"))),

@@ -414,13 +414,24 @@ fn mount_is_added_once_and_conflicts_are_refused() {
     };
     let e = edit(out.as_bytes(), None, &[Change::Mount(other)]).unwrap_err();
     assert_eq!(e.kind, EditErrorKind::Unsupported);
-    let e = edit(
-        &fixture("flow-style-scheduler.yaml"),
-        None,
-        &[Change::Mount(m)],
-    )
-    .unwrap_err();
-    assert!(e.reason.contains("volumes"), "{e}");
+    // A pod with no `volumes` and a container with no `volumeMounts`: both are created, at
+    // their mapping's key column, the container's first (issue 11, item 18).
+    let flow = fixture("flow-style-scheduler.yaml");
+    let out = edit_str(&flow, None, &[Change::Mount(m.clone())]);
+    assert!(
+        out.ends_with("--v=2]\n      volumeMounts:\n      - mountPath: /etc/kubernetes/kharden.yaml\n        name: kharden-cfg\n        readOnly: true\n  volumes:\n  - hostPath:\n      path: /etc/kubernetes/kharden.yaml\n      type: File\n    name: kharden-cfg\n"),
+        "{out}"
+    );
+    assert!(edit(out.as_bytes(), None, &[Change::Mount(m.clone())])
+        .unwrap()
+        .unchanged());
+    // A list written in flow style is still refused, with its line.
+    let with_flow_list = String::from_utf8(flow).unwrap().replace(
+        "  hostNetwork: true\n",
+        "  hostNetwork: true\n  volumes: []\n",
+    );
+    let e = edit(with_flow_list.as_bytes(), None, &[Change::Mount(m)]).unwrap_err();
+    assert!(e.reason.contains("volumes") && e.line == Some(6), "{e}");
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub struct Scenario {
     pub setup: Option<Workload>,
     /// The part where the power is cut.
     pub workload: Workload,
+    /// No journal before the workload: the first run on an empty state directory (the journal
+    /// is created inside the explored part).
+    pub first_run: bool,
 }
 
 /// One broken invariant, with what it takes to reproduce it.
@@ -104,12 +107,17 @@ pub fn base(scn: &Scenario) -> Result<(Tree, Oracle), String> {
         initial.insert(p.clone(), c.clone().map(|c| (c, INITIAL_META)));
     }
     let world = shared(World::from_tree(t));
-    let ((), reported) = with_ctx(&world, |ctx| {
-        if let Some(s) = &scn.setup {
-            s(ctx);
-        }
-    })
-    .map_err(|e| format!("{}: setup: journal: {e}", scn.name))?;
+    let reported = if scn.first_run {
+        Vec::new()
+    } else {
+        with_ctx(&world, |ctx| {
+            if let Some(s) = &scn.setup {
+                s(ctx);
+            }
+        })
+        .map_err(|e| format!("{}: setup: journal: {e}", scn.name))?
+        .1
+    };
     let mut w = lock(&world);
     w.sync_all();
     Ok((

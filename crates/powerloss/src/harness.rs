@@ -55,6 +55,7 @@ impl Gate for ScriptedGate {
             pid: Some(4242),
             restarted: true,
             detail: "simulated".into(),
+            crashes: Vec::new(),
         });
         let pass = {
             let mut v = self.0.borrow_mut();
@@ -128,6 +129,20 @@ pub fn plan(ops: &[(PathBuf, Option<Vec<u8>>)], gate: bool, audit: bool) -> Plan
 
 /// Open the journal on the world's journal file.
 pub fn open_journal(world: &Shared) -> Result<Journal, JournalError> {
+    if !lock(world).journal_exists() {
+        // The first run on an empty state directory: build the journal under a temp name and
+        // rename it in, as `journal/store.rs` does, so that a power cut at any point leaves
+        // either no journal or a whole one.
+        let io = |e: std::io::Error| JournalError::Io {
+            path: PathBuf::from(crate::sim::STATE_DIR),
+            source: e,
+        };
+        lock(world).begin_journal_creation().map_err(io)?;
+        drop(Journal::with_backend(SimBackend {
+            world: world.clone(),
+        })?);
+        lock(world).finish_journal_creation().map_err(io)?;
+    }
     Journal::with_backend(SimBackend {
         world: world.clone(),
     })

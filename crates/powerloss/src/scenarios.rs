@@ -42,6 +42,7 @@ pub fn single_file_commit() -> Scenario {
         name: "single-file commit",
         files: vec![(apiserver(), Some(body(0, 1500)))],
         setup: None,
+        first_run: false,
         workload: Box::new(|ctx| {
             let gate = ScriptedGate::default();
             ctx.run(
@@ -59,6 +60,7 @@ pub fn two_file_commit() -> Scenario {
         name: "two-file commit",
         files: vec![(apiserver(), Some(body(0, 1500))), (policy(), None)],
         setup: None,
+        first_run: false,
         workload: Box::new(|ctx| {
             let gate = ScriptedGate::default();
             ctx.run(
@@ -83,6 +85,7 @@ pub fn gate_failure_rollback() -> Scenario {
         name: "two-file gate failure and rollback",
         files: vec![(apiserver(), Some(body(0, 1500))), (policy(), None)],
         setup: None,
+        first_run: false,
         workload: Box::new(|ctx| {
             let gate = ScriptedGate::new(vec![false, true]);
             ctx.run(
@@ -121,6 +124,7 @@ pub fn rollback_command() -> Scenario {
                 &FixedAudit(true),
             );
         })),
+        first_run: false,
         workload: Box::new(|ctx| {
             let gate = ScriptedGate::default();
             let audit = FixedAudit(true);
@@ -160,15 +164,27 @@ pub fn prune() -> Scenario {
                 );
             }
         })),
+        first_run: false,
         workload: Box::new(|ctx| {
             let _ = ctx.journal.prune(1);
         }),
     }
 }
 
+/// The first apply on a node: the journal does not exist yet and is created (atomically)
+/// inside the explored part, then one transaction commits.
+pub fn first_run() -> Scenario {
+    Scenario {
+        first_run: true,
+        name: "first run on an empty state directory",
+        ..single_file_commit()
+    }
+}
+
 /// Every scenario of the exhaustive suite.
 pub fn all() -> Vec<Scenario> {
     vec![
+        first_run(),
         single_file_commit(),
         two_file_commit(),
         gate_failure_rollback(),

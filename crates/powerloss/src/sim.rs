@@ -40,6 +40,8 @@ pub const JOURNAL_INO: Ino = 1;
 pub const STATE_DIR: &str = "/var/lib/kharden";
 /// The journal's file name.
 pub const JOURNAL_NAME: &str = "journal.redb";
+/// The name the journal is built under before it is renamed in (as `journal/store.rs` does).
+pub const JOURNAL_TEMP_NAME: &str = ".journal.redb.creating-1";
 /// The sector size used for torn writes: a device writes a sector atomically or not at all.
 pub const SECTOR: u64 = 512;
 
@@ -242,6 +244,10 @@ pub struct Bugs {
     /// `Storage::sync` does nothing: a state recovery *found* (rather than wrote) is journaled
     /// without being made durable (the core bug of VOPR seeds 1359 and 1964).
     pub skip_found_sync: bool,
+    /// The journal is created in place (`journal.redb` linked first, then written), as
+    /// kharden did before issue 11: a power cut during the first run leaves a journal redb
+    /// cannot open.
+    pub journal_created_in_place: bool,
 }
 
 /// An I/O error the world injects.
@@ -349,6 +355,8 @@ pub struct World {
     /// Faults injected so far.
     pub faults_injected: u64,
     pub bugs: Bugs,
+    /// The kind of every operation begun, in order (to aim a fault at one of them).
+    pub op_log: Vec<OpKind>,
     next_ino: Ino,
 }
 
@@ -373,20 +381,93 @@ impl World {
             random_faults: None,
             faults_injected: 0,
             bugs: Bugs::default(),
+            op_log: Vec::new(),
             next_ino,
         }
     }
 
-    /// An empty disk with the manifests and state directories and an empty journal file.
+    /// An empty disk with the state directory and no journal yet (the first `open_journal`
+    /// creates it, atomically, as kharden does).
     pub fn fresh() -> World {
         let mut t = Tree::default();
-        t.put(
-            JOURNAL_INO,
-            &Path::new(STATE_DIR).join(JOURNAL_NAME),
-            &[],
-            FileMeta::NEW_FILE,
-        );
+        t.dirs.entry(PathBuf::from(STATE_DIR)).or_default();
         World::from_tree(t)
+    }
+
+    /// Whether the journal's directory entry exists.
+    pub fn journal_exists(&self) -> bool {
+        self.live
+            .dirs
+            .get(Path::new(STATE_DIR))
+            .is_some_and(|d| d.contains_key(JOURNAL_NAME))
+    }
+
+    /// Start building a new journal: drop a leftover temp name, link the journal's inode under
+    /// the temp name, empty. The backend then writes into it.
+    pub fn begin_journal_creation(&mut self) -> io::Result<()> {
+        let dir = PathBuf::from(STATE_DIR);
+        let name = if self.bugs.journal_created_in_place {
+            JOURNAL_NAME
+        } else {
+            JOURNAL_TEMP_NAME
+        };
+        if self
+            .live
+            .dirs
+            .get(&dir)
+            .is_some_and(|d| d.contains_key(JOURNAL_TEMP_NAME))
+        {
+            self.begin(OpKind::Unlink)?;
+            self.effect(Effect::Entry {
+                dir: dir.clone(),
+                op: EntryOp::Unlink {
+                    name: JOURNAL_TEMP_NAME.into(),
+                },
+            });
+        }
+        self.begin(OpKind::CreateTemp)?;
+        self.effect(Effect::Entry {
+            dir: dir.clone(),
+            op: EntryOp::Link {
+                name: name.into(),
+                ino: JOURNAL_INO,
+            },
+        });
+        if self.bugs.journal_created_in_place {
+            // The old code fsync'd the directory right after creating the empty file.
+            self.begin(OpKind::FsyncDir)?;
+            self.fsync_dir(&dir);
+        }
+        self.effect(Effect::Data {
+            ino: JOURNAL_INO,
+            op: DataOp::SetLen(0),
+        });
+        self.effect(Effect::Data {
+            ino: JOURNAL_INO,
+            op: DataOp::Meta(FileMeta::NEW_FILE),
+        });
+        Ok(())
+    }
+
+    /// Finish building a new journal: fsync it, rename it in, fsync the directory.
+    pub fn finish_journal_creation(&mut self) -> io::Result<()> {
+        let dir = PathBuf::from(STATE_DIR);
+        if self.bugs.journal_created_in_place {
+            return Ok(());
+        }
+        self.begin(OpKind::FsyncFile)?;
+        self.fsync_ino(JOURNAL_INO);
+        self.begin(OpKind::Rename)?;
+        self.effect(Effect::Entry {
+            dir: dir.clone(),
+            op: EntryOp::Rename {
+                from: JOURNAL_TEMP_NAME.into(),
+                to: JOURNAL_NAME.into(),
+            },
+        });
+        self.begin(OpKind::FsyncDir)?;
+        self.fsync_dir(&dir);
+        Ok(())
     }
 
     /// The state a crash right now would choose from.
@@ -428,6 +509,7 @@ impl World {
         }
         let n = self.ops;
         self.ops += 1;
+        self.op_log.push(kind);
         if self.crash_at == Some(n) {
             let mut snap = self.snapshot();
             snap.at = n;

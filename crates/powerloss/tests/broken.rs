@@ -95,3 +95,39 @@ fn vopr_catches_skipping_the_directory_fsync() {
     eprintln!("{f}");
     assert!(f.to_string().contains(&format!("--seed {}", f.seed)));
 }
+
+/// Issue 11, item 6: the journal created in place (the empty file linked first, then written)
+/// instead of built under a temp name and renamed in: a power cut during the first run leaves
+/// a `journal.redb` that does not open, and every later command fails.
+#[test]
+fn creating_the_journal_in_place_is_caught() {
+    let r = explore(
+        &scenarios::first_run(),
+        Bugs {
+            journal_created_in_place: true,
+            ..Bugs::default()
+        },
+        Bounds {
+            full_subsets_up_to: 4,
+            tears: true,
+        },
+    );
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.what.iter().any(|w| w.contains("journal does not open"))),
+        "the explorer missed a journal broken by a power cut at its creation: {:?}",
+        r.violations.first()
+    );
+    // The real code (temp + rename) passes the same exploration.
+    let ok = explore(
+        &scenarios::first_run(),
+        Bugs::default(),
+        Bounds {
+            full_subsets_up_to: 4,
+            tears: true,
+        },
+    );
+    assert!(ok.violations.is_empty(), "{:?}", ok.violations.first());
+    assert!(ok.crash_points > 10, "{} crash points", ok.crash_points);
+}

@@ -209,6 +209,8 @@ fn handle(
             401,
             r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#.to_string(),
         )
+    } else if path == "/version" {
+        (200, version_body())
     } else if is_health {
         if status == 200 {
             (200, "ok".to_string())
@@ -230,6 +232,32 @@ fn handle(
     stream.conn.send_close_notify();
     let _ = stream.flush();
     Ok(())
+}
+
+/// The version this process runs: the tag of the image the emulated runtime started it from
+/// ([`crate::kubelet::IMAGE_ENV`]), as a real control-plane binary reports its own build.
+pub fn served_version() -> String {
+    std::env::var(crate::kubelet::IMAGE_ENV)
+        .ok()
+        .and_then(|image| {
+            let name = image.split('@').next().unwrap_or(&image).to_string();
+            let last = name.rsplit('/').next().unwrap_or(&name).to_string();
+            last.split_once(':').map(|(_, t)| t.to_string())
+        })
+        .filter(|t| t.starts_with('v'))
+        .unwrap_or_else(|| crate::node::DEFAULT_KUBERNETES_VERSION.to_string())
+}
+
+/// `GET /version`, shaped like the API server's (`version.Info`).
+fn version_body() -> String {
+    let v = served_version();
+    let core = v.trim_start_matches('v');
+    let mut parts = core.split(['.', '-', '+']);
+    let major = parts.next().unwrap_or("1");
+    let minor = parts.next().unwrap_or("0");
+    format!(
+        "{{\n  \"major\": \"{major}\",\n  \"minor\": \"{minor}\",\n  \"gitVersion\": \"{v}\",\n  \"gitCommit\": \"0000000000000000000000000000000000000000\",\n  \"gitTreeState\": \"clean\",\n  \"buildDate\": \"2024-01-01T00:00:00Z\",\n  \"goVersion\": \"go1.22.0\",\n  \"compiler\": \"gc\",\n  \"platform\": \"linux/amd64\"\n}}"
+    )
 }
 
 fn reason(code: u16) -> &'static str {
@@ -332,7 +360,7 @@ fn start_fake(
         return Ok(None);
     }
     if f.contains_key("version") {
-        println!("Kubernetes v1.30.0-kharden-fake");
+        println!("Kubernetes {}", served_version());
         return Ok(None);
     }
     // Files the real binaries read at start.

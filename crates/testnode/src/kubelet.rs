@@ -469,6 +469,24 @@ struct Desired {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     working_dir: Option<String>,
+    /// The container's `image`: the emulated runtime tells the process with
+    /// [`IMAGE_ENV`] (the fake API server answers `/version` with its tag).
+    image: Option<String>,
+}
+
+/// The environment variable that carries a pod container's `image` into its process.
+pub const IMAGE_ENV: &str = "KHARDEN_TESTNODE_IMAGE";
+
+/// The environment variable that sets what the kubelet emulator's `--version` prints
+/// (`v1.31.2`; default [`crate::node::DEFAULT_KUBERNETES_VERSION`]).
+pub const KUBELET_VERSION_ENV: &str = "KHARDEN_TESTNODE_KUBELET_VERSION";
+
+/// The version the kubelet emulator reports.
+pub fn emulated_kubelet_version() -> String {
+    std::env::var(KUBELET_VERSION_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| crate::node::DEFAULT_KUBERNETES_VERSION.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -943,6 +961,9 @@ impl Kubelet {
                 self.opts.root.display().to_string(),
             ),
         ];
+        if let Some(image) = &d.image {
+            env.push((IMAGE_ENV.into(), image.clone()));
+        }
         env.extend(self.opts.env.iter().cloned());
         env.extend(d.env.iter().cloned());
         let cwd = d
@@ -1066,11 +1087,13 @@ fn parse_pod(bytes: &[u8]) -> Result<Desired, String> {
         .get("workingDir")
         .and_then(Value::as_str)
         .map(str::to_string);
+    let image = c.get("image").and_then(Value::as_str).map(str::to_string);
     Ok(Desired {
         doc,
         argv,
         env,
         working_dir,
+        image,
     })
 }
 
@@ -1305,13 +1328,26 @@ pub fn kubelet_main(argv: &[String]) -> i32 {
     if opts.event_log.is_none() {
         opts.event_log = Some(root.join("var/log/kubelet-emulator.log"));
     }
+    // `kubelet --version` answers before anything is loaded, as the real binary does.
+    if argv
+        .get(1..)
+        .unwrap_or_default()
+        .iter()
+        .any(|a| a == "--version" || a == "-version" || a.starts_with("--version="))
+    {
+        println!("Kubernetes {}", emulated_kubelet_version());
+        return 0;
+    }
     if let Err(e) = install_signal_handlers() {
         return fail(e);
     }
     klog(
         'I',
         "server.go:486",
-        "\"Kubelet version\" kubeletVersion=\"v1.30.0-kharden-testnode\"",
+        &format!(
+            "\"Kubelet version\" kubeletVersion=\"{}-kharden-testnode\"",
+            emulated_kubelet_version()
+        ),
     );
     let resolve = |p: &str| {
         if Path::new(p).is_absolute() {
@@ -1330,7 +1366,7 @@ pub fn kubelet_main(argv: &[String]) -> i32 {
         return 0;
     }
     if loaded.flags.version {
-        println!("Kubernetes v1.30.0");
+        println!("Kubernetes {}", emulated_kubelet_version());
         return 0;
     }
     for w in &loaded.warnings {

@@ -51,8 +51,8 @@ pub use kubelet::{
     run_kubelet_until, EffectiveConfig, KubeletError, KubeletOptions,
 };
 pub use node::{
-    etcd_binary, free_port, write_node, write_worker_node, KubeletNode, KubeletNodeOptions, Node,
-    NodeError, NodeOptions, NodePorts,
+    etcd_binary, free_port, write_accounts, write_node, write_worker_node, KubeletNode,
+    KubeletNodeOptions, Node, NodeError, NodeOptions, NodePorts, DEFAULT_KUBERNETES_VERSION,
 };
 pub use pki::{
     generate_kubelet_pki, generate_pki, generate_pki_with, CertPair, KubeletPki, Pki, PkiError,

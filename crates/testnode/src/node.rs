@@ -94,7 +94,27 @@ pub struct NodeOptions {
     pub extra_apiserver_args: Vec<String>,
     /// The kubelet's files (`None`: none are written).
     pub kubelet: Option<KubeletNodeOptions>,
+    /// The tag of the control-plane images (`registry.k8s.io/kube-apiserver:TAG`, and the
+    /// controller manager's and scheduler's), as kubeadm writes the cluster's version there.
+    pub kubernetes_version: String,
+    /// Per component (`kube-scheduler`, ...), a tag other than `kubernetes_version`: a node in
+    /// the middle of `kubeadm upgrade apply`, which rewrites one manifest at a time.
+    pub image_tags: Vec<(String, String)>,
 }
+
+impl NodeOptions {
+    /// The image tag of a control-plane component's manifest.
+    pub fn image_tag(&self, component: &str) -> &str {
+        self.image_tags
+            .iter()
+            .find(|(c, _)| c == component)
+            .map(|(_, t)| t.as_str())
+            .unwrap_or(&self.kubernetes_version)
+    }
+}
+
+/// The Kubernetes version of a simulated node unless told otherwise.
+pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.30.0";
 
 impl Default for NodeOptions {
     fn default() -> Self {
@@ -106,6 +126,8 @@ impl Default for NodeOptions {
             etcd: false,
             extra_apiserver_args: Vec::new(),
             kubelet: Some(KubeletNodeOptions::default()),
+            kubernetes_version: DEFAULT_KUBERNETES_VERSION.into(),
+            image_tags: Vec::new(),
         }
     }
 }
@@ -205,6 +227,19 @@ pub struct Node {
     pub etcd_data_dir: PathBuf,
     /// The kubelet's files, when written.
     pub kubelet: Option<KubeletNode>,
+    /// The image tag of each control-plane manifest written.
+    pub image_tags: Vec<(String, String)>,
+}
+
+impl Node {
+    /// The image tag of a control-plane component's manifest.
+    pub fn image_tag(&self, component: &str) -> &str {
+        self.image_tags
+            .iter()
+            .find(|(c, _)| c == component)
+            .map(|(_, t)| t.as_str())
+            .unwrap_or(DEFAULT_KUBERNETES_VERSION)
+    }
 }
 
 /// Errors of [`write_node`].
@@ -232,6 +267,7 @@ pub fn etcd_binary() -> Option<PathBuf> {
 pub fn write_node(root: &Path, ports: NodePorts, opts: &NodeOptions) -> Result<Node, NodeError> {
     let manifests_dir = root.join("etc/kubernetes/manifests");
     mkdir(&manifests_dir)?;
+    write_accounts(root)?;
     let pki = generate_pki_with(&root.join("etc/kubernetes/pki"), &opts.pki)?;
     let etcd_data_dir = root.join("var/lib/etcd");
     let mut node = Node {
@@ -246,6 +282,14 @@ pub fn write_node(root: &Path, ports: NodePorts, opts: &NodeOptions) -> Result<N
         etcd_manifest: None,
         etcd_data_dir,
         kubelet: None,
+        image_tags: [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+        ]
+        .iter()
+        .map(|c| (c.to_string(), opts.image_tag(c).to_string()))
+        .collect(),
     };
     let write = |name: &str, text: String| -> Result<PathBuf, NodeError> {
         let p = manifests_dir.join(name);
@@ -300,6 +344,7 @@ pub fn write_node(root: &Path, ports: NodePorts, opts: &NodeOptions) -> Result<N
 /// `/etc/kubernetes/manifests`), the cluster CA certificate without its key, and the kubelet's
 /// files (see the module docs).
 pub fn write_worker_node(root: &Path, opts: &KubeletNodeOptions) -> Result<KubeletNode, NodeError> {
+    write_accounts(root)?;
     let pki_dir = root.join("etc/kubernetes/pki");
     let (ca_cert, ca_key) = generate_worker_ca(&pki_dir)?;
     let server = opts
@@ -307,6 +352,25 @@ pub fn write_worker_node(root: &Path, opts: &KubeletNodeOptions) -> Result<Kubel
         .clone()
         .unwrap_or_else(|| format!("https://127.0.0.1:{}", free_port()));
     write_kubelet_files(root, opts, &ca_cert, &ca_key, &server)
+}
+
+/// The node's accounts, `/etc/passwd` and `/etc/group` (0644), when absent: `root` and
+/// `nobody`, as on a minimal host (kubeadm creates no `etcd` user; etcd runs as root), so
+/// that owners read under the root have the names `stat` prints on a real node.
+pub fn write_accounts(root: &Path) -> Result<(), NodeError> {
+    for (file, text) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        ),
+        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+    ] {
+        let p = root.join(file);
+        if !p.exists() {
+            write_mode(&p, text, 0o644)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_mode(p: &Path, text: &str, mode: u32) -> Result<(), NodeError> {
@@ -602,7 +666,7 @@ pub fn apiserver_manifest(node: &Node, extra_args: &[String]) -> String {
     footer(
         &mut out,
         "kube-apiserver",
-        "v1.30.0",
+        node.image_tag("kube-apiserver"),
         &[
             ("ca-certs", "/etc/ssl/certs".to_string()),
             ("k8s-certs", p(&pki.dir)),
@@ -650,7 +714,7 @@ pub fn controller_manager_manifest(node: &Node) -> String {
     footer(
         &mut out,
         "kube-controller-manager",
-        "v1.30.0",
+        node.image_tag("kube-controller-manager"),
         &[("k8s-certs", p(&pki.dir))],
     );
     out
@@ -684,7 +748,7 @@ pub fn scheduler_manifest(node: &Node) -> String {
     footer(
         &mut out,
         "kube-scheduler",
-        "v1.30.0",
+        node.image_tag("kube-scheduler"),
         &[("kubeconfig", kubeconfig.clone())],
     );
     out

@@ -5,6 +5,7 @@ mod apply;
 mod audit;
 #[cfg(feature = "demo")]
 mod demo;
+pub mod drift;
 mod edit;
 mod harden;
 mod journal;
@@ -63,6 +64,7 @@ impl Ctx<'_> {
             key: g.key.as_ref().map(|p| p.display().to_string()),
             container: container.map(str::to_string),
             root: self.cli.root.as_ref().map(|p| p.display().to_string()),
+            max_crashes: g.max_crashes,
         })
     }
 
@@ -152,7 +154,7 @@ pub fn run(cli: &Cli, matches: &ArgMatches) -> Result<Output> {
         Command::Kubelet(k) => Err(Error::Usage(format!(
             "kharden kubelet {k:?}: not available yet"
         ))),
-        Command::Drift(_) => Err(Error::Usage("kharden drift: not available yet".into())),
+        Command::Drift(a) => drift::run(&ctx, a),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "kharden", &mut buf);

@@ -1,12 +1,31 @@
 //! Assess a node against a CIS benchmark (`kharden audit`), and find what `harden` can fix:
-//! the glue between the catalog (controls as data), the manifests on disk and the running
-//! processes.
+//! the glue between the catalog (checks as data), the node's files and manifests, and the
+//! running processes.
 //!
 //! (Named "assess" so that "audit" keeps one meaning inside the library: the check of the
 //! running process after a transaction's gate. The command is still `kharden audit`.)
 //!
-//! A component is evaluated on its running process's argv when one is found in `/proc` (that
-//! is what kube-bench reads with `ps`), else on its manifest; every result says which.
+//! Two layers:
+//! - this module: the control-plane static pods and their flag checks ([`discover`],
+//!   [`assess`]), which `harden` plans its manifest transactions on. A component is evaluated on
+//!   its running process's argv when one is found in `/proc` (what kube-bench reads with `ps`),
+//!   else on its manifest; every result says which.
+//! - the whole benchmark, every check of every target ([`report::audit`]): the node scanned
+//!   ([`gather::scan_node`]), the benchmark chosen from the node's Kubernetes version
+//!   ([`version`]), the targets from what runs and exists ([`targets`]), the facts gathered
+//!   ([`gather::node_facts`]) and read by `kharden_catalog::evaluate_check`. The report renders
+//!   as text, JSON, JUnit, kube-bench's JSON ([`kube_bench_json`]) and Prometheus metrics
+//!   ([`metrics`]).
+
+pub mod effective;
+pub mod gather;
+pub mod kube_bench_json;
+pub mod metrics;
+pub mod procs;
+pub mod report;
+pub mod targets;
+pub mod version;
+pub mod yaml;
 
 use crate::durable::Storage;
 use kharden_catalog::{evaluate, Benchmark, Component, Control, Evaluation, Status};
@@ -17,8 +36,19 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Source {
-    Manifest { path: String },
-    Running { pid: u32, manifest: String },
+    Manifest {
+        path: String,
+    },
+    Running {
+        pid: u32,
+        manifest: String,
+    },
+    /// A running process found by its binary's name (no manifest: the kubelet, kube-proxy, a
+    /// component not run as a static pod).
+    Process {
+        pid: u32,
+        binary: String,
+    },
 }
 
 impl std::fmt::Display for Source {
@@ -26,6 +56,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::Manifest { path } => write!(f, "manifest {path}"),
             Source::Running { pid, .. } => write!(f, "running process {pid}"),
+            Source::Process { pid, binary } => write!(f, "running process {pid} ({binary})"),
         }
     }
 }
@@ -262,127 +293,3 @@ pub const HARDEN_ORDER: [Component; 4] = [
     Component::ControllerManager,
     Component::Scheduler,
 ];
-
-/// One control in the report of `kharden audit`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ControlView {
-    pub id: &'static str,
-    pub title: &'static str,
-    pub component: &'static str,
-    pub scored: bool,
-    pub status: Status,
-    pub source: Option<Source>,
-    pub automatable: bool,
-    /// kube-bench's verdict and the flag parser's (when evaluated).
-    pub kube_bench: Option<bool>,
-    pub flag_parser: Option<bool>,
-    pub disagreement: Option<String>,
-    pub note: Option<String>,
-    /// What harden would do (`auto: …`) or why a person must (`manual: …`), for a failing
-    /// control.
-    pub fix: Option<String>,
-}
-
-/// Totals per status.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Summary {
-    pub pass: usize,
-    pub fail: usize,
-    pub warn: usize,
-    pub manual: usize,
-}
-
-/// `kharden audit`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditReport {
-    pub benchmark: &'static str,
-    pub manifests: String,
-    pub controls: Vec<ControlView>,
-    pub unreadable: Vec<Unreadable>,
-    pub summary: Summary,
-    /// Where each component's argv came from (`running process 123`, `manifest …`).
-    #[serde(skip)]
-    pub sources: Vec<(&'static str, String)>,
-    pub exit_code: u8,
-}
-
-fn fix_text(c: &Control) -> String {
-    match c.remediation() {
-        Some(r) => format!(
-            "auto: {}",
-            r.changes
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        None => format!("manual: {}", c.manual_reason().unwrap_or("")),
-    }
-}
-
-/// Assess and build the report; `fail_code` is the exit code when a scored control fails
-/// (kube-bench's `--exit-code`, 0 by default).
-pub fn audit_report(
-    bench: &Benchmark,
-    manifests: &Path,
-    found: &[Found],
-    unreadable: Vec<Unreadable>,
-    policy: SourcePolicy,
-    fail_code: u8,
-) -> AuditReport {
-    let results = assess(bench, found, policy);
-    let mut summary = Summary::default();
-    for r in &results {
-        match r.status {
-            Status::Pass => summary.pass += 1,
-            Status::Fail => summary.fail += 1,
-            Status::Warn => summary.warn += 1,
-            Status::Manual => summary.manual += 1,
-        }
-    }
-    let scored_fail = results.iter().any(|r| r.scored && r.status == Status::Fail);
-    let controls = results
-        .iter()
-        .map(|r| ControlView {
-            id: r.id,
-            title: r.title,
-            component: r.component.name(),
-            scored: r.scored,
-            status: r.status,
-            source: r.source.clone(),
-            automatable: r.automatable,
-            kube_bench: r.evaluation.as_ref().map(|e| e.kube_bench),
-            flag_parser: r.evaluation.as_ref().map(|e| e.flag_parser),
-            disagreement: r.evaluation.as_ref().and_then(|e| e.disagreement.clone()),
-            note: r.note.clone(),
-            fix: r
-                .failing()
-                .then(|| bench.control(r.id).map(fix_text))
-                .flatten(),
-        })
-        .collect();
-    let sources = Component::ALL
-        .iter()
-        .map(|c| {
-            let src = found
-                .iter()
-                .find(|f| f.component == *c)
-                .and_then(|f| f.flags(SourcePolicy::Auto).map(|(_, s)| s.to_string()))
-                .unwrap_or_else(|| "not found".into());
-            (c.name(), src)
-        })
-        .collect();
-    AuditReport {
-        benchmark: bench.id,
-        manifests: manifests.display().to_string(),
-        controls,
-        unreadable,
-        summary,
-        sources,
-        exit_code: if scored_fail {
-            fail_code
-        } else {
-            crate::exit::SUCCESS
-        },
-    }
-}
