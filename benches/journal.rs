@@ -9,6 +9,16 @@
 //! The end-to-end figures (the CLI against Ansible and sed, fsyncs per transaction, journals of
 //! 100k transactions) are in docs/performance.md and come from scripts/perf.sh.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use divan::Bencher;
 use kharden::journal::{Journal, JournalRead};
 use std::path::{Path, PathBuf};

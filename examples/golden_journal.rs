@@ -15,6 +15,16 @@
 //! The files of a format version are written once, by the build that introduced it, and
 //! committed under `tests/golden/`; every later build must read them.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden::durable::FileMeta;
 use kharden::journal::schema::encode;
 use kharden::journal::{

@@ -22,6 +22,16 @@
 //! build 100k transactions in seconds, then copy `journal.redb` where it is to be measured:
 //! the file's format does not depend on where it was written.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden::journal::{Journal, JournalRead};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -21,6 +21,8 @@ pub fn hit(name: &'static str) {
 }
 
 #[cfg(feature = "failpoints")]
+// The crash suite reads the trace and the kill notice on stderr (a test build feature).
+#[allow(clippy::print_stderr)]
 mod imp {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,6 +8,16 @@
 //! (`version_mapping`, snapshot of shared/cis/SOURCE.md) plus kharden's 1.35 -> cis-2.0; the check
 //! ids each target reports are compared with kube-bench's YAML when ../shared/cis is present.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use assert_cmd::Command;
 use kharden_testnode::{write_node, write_worker_node, KubeletNodeOptions, NodeOptions, NodePorts};
 use serde_json::Value;

@@ -4,6 +4,16 @@
 //! kubelet unit layouts. The expectations are worked out by hand from kube-bench's cis-*.yaml
 //! (the audit command, the test items, `scored`) and the files the test node has.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use assert_cmd::Command;
 use kharden_testnode::{write_node, write_worker_node, KubeletNodeOptions, NodeOptions, NodePorts};
 use serde_json::Value;

@@ -2,6 +2,16 @@
 //! type by type and in order against kube-bench's Go structs), the Prometheus text exposition
 //! format 0.0.4 (parsed), the atomic textfile, JUnit and text.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use assert_cmd::Command;
 use kharden_testnode::{write_node, NodeOptions, NodePorts};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};

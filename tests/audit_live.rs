@@ -4,6 +4,16 @@
 //! reported), and a control plane in the middle of an upgrade whose running API server answers
 //! `/version`.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use assert_cmd::cargo::cargo_bin;
 use kharden_testnode::{
     write_node, write_worker_node, KubeletNodeOptions, KubeletOptions, KubeletProcess, NodeOptions,

@@ -2,6 +2,16 @@
 //! SIGKILL, recover, and check DESIGN.md's invariants 1-6. Needs `--features failpoints`.
 #![cfg(feature = "failpoints")]
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::*;

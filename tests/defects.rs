@@ -2,6 +2,16 @@
 //! through the real binary by a test named for what it proves. (Engine-level ones are also in
 //! src/txn/tests.rs; the first journal creation is in tests/crash.rs.)
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::*;

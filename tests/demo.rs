@@ -1,6 +1,16 @@
 //! `kharden demo` runs to the end, tells its story, and leaves no process behind, also when
 //! interrupted with Ctrl-C (SIGINT).
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use assert_cmd::cargo::cargo_bin;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

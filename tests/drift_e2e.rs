@@ -7,6 +7,16 @@
 //! The gate is off (`--no-gate --no-audit`): no component runs here; what is tested is the
 //! journal's record of committed contents against the files.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use assert_cmd::Command;
 use kharden_testnode::{write_node, NodeOptions, NodePorts};
 use serde_json::Value;

@@ -2,6 +2,16 @@
 //! catalog read a command line the same way, so an apply that the editor wrote correctly is
 //! never rolled back by the audit as "not in effect". Through the real binary and engine.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::*;

@@ -5,6 +5,16 @@
 //! Every test has its own temp root and free ports; the emulator is owned by a guard that
 //! kills it and its pods when the test ends, pass or fail.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use assert_cmd::cargo::cargo_bin;

@@ -4,6 +4,16 @@
 //! Runs on the project's own fixtures always, and on every kubeadm manifest of
 //! ../shared/corpus when that folder is present.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -3,6 +3,16 @@
 //! introduced that format (`examples/golden_journal.rs`), and decodes them to exactly the
 //! values they were written from. See "Journal format history" in docs/crash-safety.md.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden::journal::schema::{decode, encode, RECORD_VERSION};
 use kharden::journal::{
     Event, EventKind, Journal, JournalRead, JournalReader, RollbackCause, State, TxnKind, TxnRecord,

@@ -5,6 +5,7 @@
 //! `disallowed-methods` keeps it so), where the fsync discipline is in one place: a new file is
 //! fsync'd before it is relied upon, and a directory is fsync'd after an entry in it was
 //! created, renamed or removed.
+#![allow(clippy::disallowed_methods)] // durable/: see the module docs of `durable`
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

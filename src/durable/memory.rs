@@ -4,6 +4,7 @@
 //! It keeps the contract of [`super::RealStorage`] where the engine relies on it: a
 //! replace or a remove checks its [`Expect`] at the last moment, temp files are named by
 //! [`TempName`] and only those are removed, an injected failure leaves nothing written.
+#![allow(clippy::disallowed_methods)] // durable/: see the module docs of `durable`
 
 use super::{DurableError, Expect, FileMeta, FileState, Storage, TempName};
 use std::cell::{Cell, RefCell};

@@ -1,4 +1,5 @@
 //! [`Storage`] on the real file system, with every fsync the design asks for.
+#![allow(clippy::disallowed_methods)] // durable/: see the module docs of `durable`
 
 use super::{DurableError, Expect, FileMeta, FileState, Storage, TempName, MAX_FILE_BYTES};
 use crate::failpoint;

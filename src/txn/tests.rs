@@ -1,6 +1,8 @@
 //! Unit tests of every state transition and every row of the recovery table, on an in-memory
 //! storage with a scripted gate and audit.
 
+#![allow(clippy::disallowed_methods)] // tests time real writes
+
 use super::*;
 use crate::audit::{AuditVerdict, NoAudit};
 use crate::durable::{FileState, MemStorage, TempName};

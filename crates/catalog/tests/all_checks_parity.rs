@@ -6,6 +6,16 @@
 //! here from kube-bench's own shell text. Skipped, with a message, when ../shared/cis is absent
 //! (set KHARDEN_CIS_DIR to point elsewhere).
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use std::path::{Path, PathBuf};
 
 use kharden_catalog::paths::{self, PathKind};

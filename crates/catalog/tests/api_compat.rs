@@ -3,6 +3,16 @@
 //! those callers fails in this crate first. The command-line view (`Benchmark::controls`,
 //! `evaluate`) keeps its meaning: the control-plane flag checks only.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_catalog::{evaluate, Benchmark, Component, Control, Evaluation, Status};
 
 #[derive(Debug, Clone, serde::Serialize)]

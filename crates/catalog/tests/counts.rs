@@ -2,6 +2,16 @@
 //! in docs/cis-catalog.md is this test's output (`cargo test -p kharden-catalog --test counts
 //! -- --nocapture`).
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_catalog::{benchmarks, AuditKind, Fix};
 
 #[test]

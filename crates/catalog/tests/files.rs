@@ -3,6 +3,16 @@
 //! shell audits and check/test.go (bitmask, substring owners, missing files, `find | xargs
 //! stat`, `use_multiple_values`).
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::node::{argv, kubeadm_disk, kubeadm_processes, meta, node, result};

@@ -7,6 +7,16 @@
 //!    check/test.go, driven by the YAML (not by the catalog's data), must agree with `evaluate`
 //!    on a corpus of argvs. (tests/all_checks_parity.rs compares every other check.)
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

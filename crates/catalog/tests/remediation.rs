@@ -4,6 +4,16 @@
 //! wins, as the Kubernetes flag parser reads flags), not by the manifest editor, so this
 //! tests the catalog's data on its own.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::{argv, CASES};

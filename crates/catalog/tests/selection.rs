@@ -1,6 +1,16 @@
 //! Choosing the benchmark from a Kubernetes version, as kube-bench's `version_mapping` does
 //! (with kharden's 1.35 -> cis-2.0), for Kubernetes 1.25 to 1.36 and the spellings nodes report.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_catalog::{
     benchmark_for_kubernetes, parse_kubernetes_version, select_benchmark, SelectError,
 };

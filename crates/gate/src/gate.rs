@@ -240,7 +240,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&mut self) -> SystemTime {
-        SystemTime::now()
+        crate::wall_clock()
     }
     fn sleep(&mut self, d: Duration) {
         std::thread::sleep(d)

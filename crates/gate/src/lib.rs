@@ -32,3 +32,11 @@ pub use probe::{
     Scheme, TargetError, TlsSettings,
 };
 pub use restart::{argv_matches, pid_listens_on, started_at_or_after, ProcInfo, ProcScanner};
+
+/// The wall clock, read in one place: the gate loop's [`SystemClock`], the stamps of process
+/// events as they arrive, and the boot time behind `/proc` start times. Everything that
+/// decides reads time through a [`Clock`], so tests control it.
+#[allow(clippy::disallowed_methods)] // the one reading of the wall clock in this crate
+pub fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}

@@ -128,7 +128,7 @@ impl ProcScanner {
             BootClock::Live => {
                 let boot = clock_gettime(ClockId::CLOCK_BOOTTIME)
                     .map_err(|e| ProcError::Parse(format!("clock_gettime(BOOTTIME): {e}")))?;
-                let now = SystemTime::now();
+                let now = crate::wall_clock();
                 let since_boot = Duration::from(boot);
                 now.checked_sub(since_boot)
                     .ok_or_else(|| ProcError::Parse("boot time before the epoch".into()))
@@ -265,6 +265,7 @@ pub fn started_at_or_after(start: SystemTime, t: SystemTime, tick: Duration) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the tests write fake /proc trees
 mod tests {
     use super::*;
 
@@ -324,10 +325,10 @@ mod tests {
         let scanner = ProcScanner::default();
         let boot = scanner.boot_time().unwrap();
         let p = scanner.process(me, boot).unwrap();
-        assert!(p.started_at <= SystemTime::now());
+        assert!(p.started_at <= crate::wall_clock());
         let found = scanner.find(&p.argv, None).unwrap();
         assert!(found.iter().any(|q| q.pid == me));
-        let later = SystemTime::now() + Duration::from_secs(5);
+        let later = crate::wall_clock() + Duration::from_secs(5);
         assert!(!scanner
             .find(&p.argv, Some(later))
             .unwrap()

@@ -4,6 +4,16 @@
 //! SKIP line, or fail when `CI` is set (CI must run them). The tests run one at a time (a
 //! lock): every watcher sees every process of the machine, and one test counts threads.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_gate::events::{
     CrashTracker, EventSource, EventStream, ExitStatus, Precision, ProcEvent, ProcessWatcher,
     WatchOptions, DEFAULT_POLL_INTERVAL,

@@ -2,6 +2,16 @@
 //!
 //! `cargo bench -p kharden-manifest --bench edit`
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use divan::{black_box, Bencher};
 use kharden_manifest::{edit, inspect, Change};
 

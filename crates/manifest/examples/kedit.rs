@@ -3,6 +3,16 @@
 //! `cargo run -p kharden-manifest --example kedit -- FILE [--container NAME] [--diff] --set a=b --unset c ...`
 //! (`--mount NAME:HOSTPATH:MOUNTPATH[:ro]` adds a hostPath mount.)
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_manifest::{edit, Change, Mount};
 
 fn main() {

@@ -1,6 +1,16 @@
 //! Every change kind on every manifest of the shared corpus (../shared/corpus/manifests),
 //! when that corpus is present; skipped with a message otherwise.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::{changes_for, checked, round_trips};

@@ -1,6 +1,16 @@
 //! The editor on the project's own fixture manifests (tests/fixtures): every change kind, in
 //! LF, CRLF, BOM and no-final-newline variants, plus the refusals and specific behaviours.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::{changes_for, checked, diff, round_trips};

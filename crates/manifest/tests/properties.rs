@@ -3,6 +3,16 @@
 //! arbitrary changes. Every edit either is refused with a reason or satisfies the properties
 //! checked in `common::checked` (the same ones the fuzz targets check).
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::{checked, round_trips};

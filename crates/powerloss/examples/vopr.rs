@@ -9,6 +9,16 @@
 //!
 //! Exit status 0 with no violation, 1 on the first violation (its seed and schedule printed).
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_powerloss::crash::Bounds;
 use kharden_powerloss::explore::{explore, explore_recovery, spread, Report};
 use kharden_powerloss::sim::Bugs;

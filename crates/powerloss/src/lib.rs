@@ -14,6 +14,8 @@
 //! - [`scenarios`]: the workloads the tests and the `vopr` example use.
 //!
 //! What is and is not simulated is written down in `docs/crash-safety.md` ("Power loss").
+// A test tool: `KHARDEN_SIM_TRACE=1` traces every simulated operation on stderr.
+#![allow(clippy::print_stderr)]
 
 pub mod check;
 pub mod crash;

@@ -1,6 +1,16 @@
 //! The explorer must be able to fail: deliberately broken variants of the storage layer, each a
 //! bug a real implementation could have, and what the explorer reports for each.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_powerloss::crash::Bounds;
 use kharden_powerloss::explore::{explore, Report};
 use kharden_powerloss::scenarios;

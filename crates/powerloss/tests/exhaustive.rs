@@ -3,6 +3,16 @@
 //! recovery itself. Every crash point, the bounded family of post-crash disks of
 //! `kharden_powerloss::crash`, recovery and DESIGN.md's invariants on each.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_powerloss::crash::Bounds;
 use kharden_powerloss::explore::{explore, explore_recovery, spread, Report, Scenario};
 use kharden_powerloss::scenarios;

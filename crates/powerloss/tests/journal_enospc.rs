@@ -4,6 +4,16 @@
 //! says the open transaction is `kharden recover`'s (exit 8), and recovery finishes it, even
 //! after a power cut right then.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden::journal::{JournalRead, State};
 use kharden::txn::TxnError;
 use kharden_powerloss::check::run_recover;

@@ -1,6 +1,16 @@
 //! A fixed number of seeded random schedules (`cargo test`); the long run is
 //! `cargo run --release -p kharden-powerloss --example vopr -- --hours H`.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_powerloss::vopr::{run_many, Config};
 
 /// Fixed seeds, so CI is deterministic; a failure prints the seed that replays it.

@@ -30,6 +30,18 @@
 //! `<root>/usr/bin/kubelet`, `<root>/usr/bin/systemctl`, `<root>/usr/lib/systemd/systemd`);
 //! [`ServiceManagerProcess::spawn`] does that and starts the node.
 
+// A test double, not product code: it prints and writes its fixtures like the programs it
+// stands in for (kubelet, systemd, the control-plane components), and reads the wall clock as
+// they do. The workspace's product rules (no printing, file effects only in kharden's durable
+// layer, time through a Clock, no unwrap) do not apply here.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
 pub mod fake;
 pub mod flags;
 pub mod guard;

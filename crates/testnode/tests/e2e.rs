@@ -4,6 +4,16 @@
 //! Every test uses its own temporary root and free ports, and the emulator is owned by a
 //! `KubeletProcess`, which stops it (and so its pods) when the test ends, pass or fail.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_gate::{
     discover_client_cert, discover_cluster_ca, probe_target_from_pod, run_gate, FailReason,
     GateParams, GateVerdict, Observation, ProbeClass, ProcScanner, TlsSettings,

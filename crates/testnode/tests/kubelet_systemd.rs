@@ -6,6 +6,16 @@
 //! Every test has its own temporary root and free ports. Waits are on conditions with generous
 //! deadlines (the machine may be loaded); no assertion is on a wall-clock duration.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_testnode::{
     node_processes, read_effective_config, write_node, write_worker_node, KubeletNode,
     KubeletNodeOptions, KubeletOptions, NodeOptions, NodePorts, ServiceManagerOptions,

@@ -3,6 +3,16 @@
 //! `--version`, the fake API server's `GET /version` (the tag of the image it was started
 //! from); and the node's accounts (`/etc/passwd`, `/etc/group`) for owner names.
 
+// Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
+// the clock directly. The product rules of the workspace lints do not apply.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 use kharden_gate::probe::{probe_with, ProbeTarget, Scheme, TlsSettings};
 use kharden_testnode::fake::{served_version, HealthServer, HealthServerConfig};
 use kharden_testnode::kubelet::{IMAGE_ENV, KUBELET_VERSION_ENV};

@@ -5,6 +5,9 @@
 //! components (this binary again, through symlinks) and the real etcd when installed, then
 //! runs kharden's own commands against it, as an operator would, and narrates. Every process
 //! it starts dies with it (`PR_SET_PDEATHSIG` down the tree), also on Ctrl-C.
+// The demo builds a simulated node in a temp dir (its fixtures are not managed files) and
+// times its narration with the wall clock.
+#![allow(clippy::disallowed_methods)]
 
 use super::Ctx;
 use crate::cli::args::DemoArgs;

@@ -30,7 +30,7 @@ impl<I: GateIo> WatchedIo<I> {
                 inner,
                 source: None,
                 pending: vec![ProcEvent::Lost {
-                    at: SystemTime::now(),
+                    at: crate::wall_clock(),
                     detail: format!("no process events at all: {e}"),
                 }],
                 info: None,
@@ -52,7 +52,7 @@ impl<I: GateIo> WatchedIo<I> {
         };
         let pending = running_now(&scanner, wanted).unwrap_or_else(|e| {
             vec![ProcEvent::Lost {
-                at: SystemTime::now(),
+                at: crate::wall_clock(),
                 detail: format!("looking up the processes already running: {e}"),
             }]
         });

@@ -275,7 +275,7 @@ impl Feed {
     pub(crate) fn send(&mut self, ev: ProcEvent) -> bool {
         if self.dropped > 0 {
             let lost = ProcEvent::Lost {
-                at: SystemTime::now(),
+                at: crate::wall_clock(),
                 detail: format!(
                     "{} process events dropped: the consumer did not keep up",
                     self.dropped
@@ -304,7 +304,7 @@ impl Feed {
     pub(crate) fn lost(&mut self, detail: String) -> bool {
         tracing::warn!("process events: {detail}");
         self.send(ProcEvent::Lost {
-            at: SystemTime::now(),
+            at: crate::wall_clock(),
             detail,
         })
     }
@@ -472,7 +472,7 @@ impl MonoBase {
     pub(crate) fn now() -> Result<MonoBase, EventError> {
         let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map_err(|e| EventError::Clock(format!("clock_gettime(MONOTONIC): {e}")))?;
-        let wall = SystemTime::now();
+        let wall = crate::wall_clock();
         let zero = wall
             .checked_sub(Duration::from(mono))
             .ok_or_else(|| EventError::Clock("monotonic clock ahead of the epoch".into()))?;
@@ -566,7 +566,7 @@ mod tests {
         let ev = |pid| ProcEvent::Exit {
             pid,
             status: ExitStatus::Code(0),
-            at: SystemTime::now(),
+            at: crate::wall_clock(),
         };
         let (mut f, rx) = Feed::channel();
         for pid in 0..CHANNEL_CAPACITY as u32 {

@@ -90,7 +90,7 @@ impl Scanner {
             path: self.proc_root.clone(),
             source,
         })?;
-        let now = SystemTime::now();
+        let now = crate::wall_clock();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for e in rd.flatten() {
