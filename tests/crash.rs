@@ -1,7 +1,6 @@
 //! The crash suite: kill `kharden apply` (and then `kharden recover`) at every failpoint with
 //! SIGKILL, recover, and check DESIGN.md's invariants 1-6. Needs `--features failpoints`.
 #![cfg(feature = "failpoints")]
-
 // Test and tool code: a panic is how it fails, and it prints, writes its fixtures and reads
 // the clock directly. The product rules of the workspace lints do not apply.
 #![allow(

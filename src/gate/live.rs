@@ -11,13 +11,13 @@
 //! the probe into a 401.
 
 use super::{Gate, GateRequest, GateVerdict, Observation};
-use crate::journal::{GateSpec, ProbeClass};
+use crate::journal::GateSpec;
 use crate::root::HostRoot;
 use kharden_gate::probe::{
     default_server_name, discover_client_cert, discover_cluster_ca, probe_target_from_pod,
     ClientCertFiles, Scheme, TlsSettings,
 };
-use kharden_gate::{GateParams, ProbeClass as GClass};
+use kharden_gate::{FailReason, GateParams};
 use kharden_manifest::Flags;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -46,14 +46,14 @@ struct InterruptibleClock<'a> {
 }
 
 impl kharden_gate::Clock for InterruptibleClock<'_> {
-    fn now(&mut self) -> SystemTime {
+    fn now(&self) -> SystemTime {
         if self.req.interrupted() {
             self.req.deadline + Duration::from_secs(1)
         } else {
             crate::txn::Clock::now(&crate::txn::SystemClock)
         }
     }
-    fn sleep(&mut self, d: Duration) {
+    fn sleep(&self, d: Duration) {
         let slice = Duration::from_millis(50);
         let mut left = d;
         while !left.is_zero() && !self.req.interrupted() {
@@ -132,33 +132,19 @@ pub fn params_for(
     Ok(p)
 }
 
-fn class(c: GClass) -> ProbeClass {
-    match c {
-        GClass::Healthy(_) => ProbeClass::Healthy,
-        GClass::Down => ProbeClass::Down,
-        GClass::Unauthorized(_) => ProbeClass::Unauthorized,
-        GClass::ServerError(_) => ProbeClass::ServerError,
-        GClass::Timeout => ProbeClass::Timeout,
-        GClass::OtherStatus(_) | GClass::Error => ProbeClass::OtherStatus,
-        GClass::TlsError => ProbeClass::TlsError,
-    }
-}
-
 impl Gate for ProbeGate {
-    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
         let Some((path, manifest)) = req.manifests.first() else {
-            return GateVerdict::Passed {
-                pid: None,
-                argv: None,
-            };
+            return GateVerdict::skipped();
         };
         let mut params =
             match params_for(&self.root, req.spec, manifest, req.written_at, req.deadline) {
                 Ok(p) => p,
                 Err(why) => {
-                    return GateVerdict::Failed {
-                        reason: format!("{}: {why}", path.display()),
-                    }
+                    return GateVerdict::failed(
+                        FailReason::Unavailable,
+                        format!("{}: {why}", path.display()),
+                    )
                 }
             };
         params.poll_interval = self.poll;
@@ -172,54 +158,33 @@ impl Gate for ProbeGate {
             .and_then(|m| kharden_manifest::inspect(m, req.spec.container.as_deref()).ok())
             .map(|i| i.argv);
         let mut io = kharden_gate::LiveIo::new(&params);
-        let mut clock = InterruptibleClock { req };
-        let verdict = kharden_gate::run_gate_with(&params, &mut io, &mut clock, &mut |o| {
-            observe(Observation {
-                time: o.at,
-                class: class(o.class),
-                pid: o.pid.map(|p| p as i32),
-                restarted: o.pid.is_some(),
-                detail: if o.note.is_empty() {
-                    format!("{}: {}", o.class, o.detail)
-                } else {
-                    format!("{}: {} ({})", o.class, o.detail, o.note)
-                },
-                crashes: o
-                    .crashes
-                    .iter()
-                    .map(|c| super::Crash {
-                        pid: c.pid,
-                        status: c.status.describe(),
-                        lifetime_ms: c.lifetime.as_millis().try_into().unwrap_or(u64::MAX),
-                        exact: c.exact,
-                    })
-                    .collect(),
-            });
-        });
+        let clock = InterruptibleClock { req };
+        let verdict = kharden_gate::run_gate_with(&params, &mut io, &clock, observe);
         if req.interrupted() {
-            return GateVerdict::Failed {
-                reason: format!(
-                    "interrupted by signal {} during the gate",
-                    req.interrupts.last_signal()
-                ),
-            };
+            return GateVerdict::failed(
+                FailReason::Interrupted,
+                format!("by signal {} during the gate", req.interrupts.last_signal()),
+            );
         }
         match verdict {
-            kharden_gate::GateVerdict::Passed {
+            GateVerdict::Passed {
                 pid,
-                argv,
                 healthy_probes,
                 stable_for,
+                ..
             } => {
                 tracing::info!(
-                    "gate passed: pid {pid}, {healthy_probes} healthy probes over {stable_for:?}"
+                    "gate passed: pid {pid:?}, {healthy_probes} healthy probes over {stable_for:?}"
                 );
-                GateVerdict::Passed {
-                    pid: Some(pid as i32),
-                    argv: Some(argv),
-                }
+                verdict
             }
-            kharden_gate::GateVerdict::Failed { reason, detail, .. } => {
+            GateVerdict::Failed {
+                reason,
+                detail,
+                last_observations,
+                crashes,
+                previous_crashes,
+            } => {
                 // The detail names the whole expected argv; the journal's probe events already
                 // carry the specifics, so keep the reason readable.
                 let argv = params.expected_argv.join(" ");
@@ -227,7 +192,11 @@ impl Gate for ProbeGate {
                     .replace(&format!("[{argv}]"), "(the manifest's command)")
                     .replace(&argv, "(the manifest's command)");
                 GateVerdict::Failed {
-                    reason: format!("{reason}: {detail}"),
+                    reason,
+                    detail,
+                    last_observations,
+                    crashes,
+                    previous_crashes,
                 }
             }
         }

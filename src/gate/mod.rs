@@ -9,8 +9,9 @@ pub mod live;
 
 pub use live::{params_for, ProbeGate};
 
-use crate::journal::{GateSpec, ProbeClass, TxId};
+use crate::journal::{EventKind, GateSpec, RoundClass, TxId};
 use crate::signals::Interrupts;
+pub use kharden_gate::{FailReason, GateVerdict, Observation, ProbeClass};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -55,43 +56,48 @@ impl GateRequest<'_> {
     }
 }
 
-/// One observation of the gate, journaled as it happens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observation {
-    pub time: SystemTime,
-    pub class: ProbeClass,
-    pub pid: Option<i32>,
-    /// Whether `pid` is a process proven started after the write with the new argv.
-    pub restarted: bool,
-    pub detail: String,
-    /// Processes with the expected argv that exited during this round.
-    pub crashes: Vec<Crash>,
+/// How one gate round is journaled: a crash event per crash seen during the round, then the
+/// probe's answer (class, the proven process, the loop's note). The one mapping from the gate's
+/// vocabulary to the journal's.
+pub fn journal_events(o: &Observation) -> Vec<EventKind> {
+    let mut evs: Vec<EventKind> = o
+        .crashes
+        .iter()
+        .map(|c| EventKind::Crash {
+            pid: c.pid,
+            status: c.status.describe(),
+            lifetime_ms: c.lifetime.as_millis().try_into().unwrap_or(u64::MAX),
+            exact: c.exact,
+        })
+        .collect();
+    evs.push(EventKind::Probe {
+        class: round_class(o.class),
+        pid: o.pid.and_then(|p| i32::try_from(p).ok()),
+        restarted: o.pid.is_some(),
+        detail: if o.note.is_empty() {
+            format!("{}: {}", o.class, o.detail)
+        } else {
+            format!("{}: {} ({})", o.class, o.detail, o.note)
+        },
+    });
+    evs
 }
 
-/// A crash of the process the gate waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Crash {
-    pub pid: u32,
-    pub status: String,
-    pub lifetime_ms: u64,
-    pub exact: bool,
-}
-
-/// The gate's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GateVerdict {
-    /// Healthy and stable. `argv` is the running process's argv, for the audit.
-    Passed {
-        pid: Option<i32>,
-        argv: Option<Vec<String>>,
-    },
-    Failed {
-        reason: String,
-    },
+/// The journal keeps a round's class without its status code (the detail has it).
+fn round_class(c: ProbeClass) -> RoundClass {
+    match c {
+        ProbeClass::Healthy(_) => RoundClass::Healthy,
+        ProbeClass::Down => RoundClass::Down,
+        ProbeClass::Unauthorized(_) => RoundClass::Unauthorized,
+        ProbeClass::ServerError(_) => RoundClass::ServerError,
+        ProbeClass::Timeout => RoundClass::Timeout,
+        ProbeClass::OtherStatus(_) | ProbeClass::Error => RoundClass::OtherStatus,
+        ProbeClass::TlsError => RoundClass::TlsError,
+    }
 }
 
 pub trait Gate {
-    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict;
+    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(&Observation)) -> GateVerdict;
 }
 
 /// `--no-gate`: passes at once, with no running argv.
@@ -99,10 +105,7 @@ pub trait Gate {
 pub struct NoGate;
 
 impl Gate for NoGate {
-    fn wait(&self, _req: &GateRequest<'_>, _observe: &mut dyn FnMut(Observation)) -> GateVerdict {
-        GateVerdict::Passed {
-            pid: None,
-            argv: None,
-        }
+    fn wait(&self, _req: &GateRequest<'_>, _observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
+        GateVerdict::skipped()
     }
 }

@@ -195,9 +195,10 @@ pub struct TxnRecord {
 /// The temp tag of a format-1 transaction, whose temps were named `.<name>.kharden-<id>`.
 pub const TEMP_TAG_V1: u64 = 0;
 
-/// Outcome class of one health probe (kept apart, as DESIGN.md asks).
+/// The class of one gate round as the journal keeps it (kept apart, as DESIGN.md asks): the
+/// probe's answer without its status code, which the event's detail carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ProbeClass {
+pub enum RoundClass {
     /// No process with the expected argv yet (or the old one only).
     NoProcess,
     /// Connection refused.
@@ -228,7 +229,7 @@ pub enum EventKind {
         side: Side,
     },
     Probe {
-        class: ProbeClass,
+        class: RoundClass,
         pid: Option<i32>,
         restarted: bool,
         detail: String,

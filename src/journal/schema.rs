@@ -727,9 +727,9 @@ impl Stored for domain::TxnRecord {
     }
 }
 
-impl From<domain::ProbeClass> for v1::ProbeClass {
-    fn from(c: domain::ProbeClass) -> Self {
-        use domain::ProbeClass as D;
+impl From<domain::RoundClass> for v1::ProbeClass {
+    fn from(c: domain::RoundClass) -> Self {
+        use domain::RoundClass as D;
         match c {
             D::NoProcess => v1::ProbeClass::NoProcess,
             D::Down => v1::ProbeClass::Down,
@@ -743,9 +743,9 @@ impl From<domain::ProbeClass> for v1::ProbeClass {
     }
 }
 
-impl From<v1::ProbeClass> for domain::ProbeClass {
+impl From<v1::ProbeClass> for domain::RoundClass {
     fn from(c: v1::ProbeClass) -> Self {
-        use domain::ProbeClass as D;
+        use domain::RoundClass as D;
         match c {
             v1::ProbeClass::NoProcess => D::NoProcess,
             v1::ProbeClass::Down => D::Down,

@@ -38,21 +38,8 @@ use kharden_manifest::Change;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Wall-clock time, injectable.
-pub trait Clock {
-    fn now(&self) -> SystemTime;
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        // The one place kharden reads the wall clock (clippy.toml).
-        #[allow(clippy::disallowed_methods)]
-        SystemTime::now()
-    }
-}
+/// Wall-clock time, injectable: the one clock of kharden, shared with the gate loop.
+pub use kharden_gate::{Clock, SystemClock};
 
 pub fn to_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -599,11 +586,14 @@ impl<'a> Engine<'a> {
             }
             match verdict {
                 GateVerdict::Passed { argv, .. } => running_argv = argv,
-                GateVerdict::Failed { reason } => {
+                failed @ GateVerdict::Failed { .. } => {
                     return self.rollback(
                         id,
                         RollbackCause::GateFailed,
-                        format!("health gate failed: {reason}"),
+                        format!(
+                            "health gate failed: {}",
+                            failed.failure().unwrap_or_default()
+                        ),
                     );
                 }
             }
@@ -966,32 +956,14 @@ impl<'a> Engine<'a> {
             interrupts: self.interrupts,
         };
         let mut journal_err = None;
-        let verdict = self.gate.wait(&req, &mut |o: Observation| {
-            self.progress.observed(rec.id, purpose, deadline, &o);
+        let verdict = self.gate.wait(&req, &mut |o: &Observation| {
+            self.progress.observed(rec.id, purpose, deadline, o);
             // Journal as we go (not durably: a crash during the gate ends in rollback anyway).
-            let time_ms = to_ms(o.time);
-            let mut evs: Vec<Event> = o
-                .crashes
-                .iter()
-                .map(|c| Event {
-                    time_ms,
-                    kind: EventKind::Crash {
-                        pid: c.pid,
-                        status: c.status.clone(),
-                        lifetime_ms: c.lifetime_ms,
-                        exact: c.exact,
-                    },
-                })
+            let time_ms = to_ms(o.at);
+            let evs = crate::gate::journal_events(o)
+                .into_iter()
+                .map(|kind| Event { time_ms, kind })
                 .collect();
-            evs.push(Event {
-                time_ms,
-                kind: EventKind::Probe {
-                    class: o.class,
-                    pid: o.pid,
-                    restarted: o.restarted,
-                    detail: o.detail,
-                },
-            });
             if let Err(e) = self.journal.add_timed_events(rec.id, evs, Durable::Later) {
                 journal_err.get_or_insert(e);
             }
@@ -1117,7 +1089,8 @@ impl<'a> Engine<'a> {
             }
             match verdict {
                 GateVerdict::Passed { .. } => Verified::Healthy,
-                GateVerdict::Failed { reason: why } => {
+                failed @ GateVerdict::Failed { .. } => {
+                    let why = failed.failure().unwrap_or_default();
                     return self.needs_manual(
                         id,
                         format!(

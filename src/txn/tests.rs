@@ -21,21 +21,17 @@ impl ScriptedGate {
 }
 
 impl Gate for ScriptedGate {
-    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
         self.1.borrow_mut().push(req.purpose);
-        observe(Observation {
-            time: SystemTime::now(),
-            class: crate::journal::ProbeClass::Healthy,
-            pid: Some(42),
-            restarted: true,
-            detail: "scripted".into(),
-            crashes: Vec::new(),
-        });
+        observe(&Observation::probe(
+            SystemTime::now(),
+            Some(42),
+            crate::gate::ProbeClass::Healthy(200),
+            "scripted",
+        ));
         let mut v = self.0.borrow_mut();
         if v.is_empty() {
-            GateVerdict::Failed {
-                reason: "script exhausted".into(),
-            }
+            failed("script exhausted")
         } else {
             v.remove(0)
         }
@@ -61,11 +57,13 @@ fn passed() -> GateVerdict {
     GateVerdict::Passed {
         pid: Some(42),
         argv: Some(vec!["kube-apiserver".into()]),
+        healthy_probes: 3,
+        stable_for: Duration::from_secs(10),
     }
 }
 
 fn failed(why: &str) -> GateVerdict {
-    GateVerdict::Failed { reason: why.into() }
+    GateVerdict::failed(crate::gate::FailReason::NotStable, why)
 }
 
 fn journal() -> (tempfile::TempDir, Journal) {
@@ -729,11 +727,9 @@ fn illegal_transitions_are_refused_by_the_journal() {
 struct WriteTimeGate(RefCell<Vec<Option<SystemTime>>>);
 
 impl Gate for WriteTimeGate {
-    fn wait(&self, req: &GateRequest<'_>, _observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+    fn wait(&self, req: &GateRequest<'_>, _observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
         self.0.borrow_mut().push(req.written_at);
-        GateVerdict::Failed {
-            reason: "scripted".into(),
-        }
+        failed("scripted")
     }
 }
 
@@ -805,7 +801,7 @@ struct HandEditGate<'a> {
 }
 
 impl Gate for HandEditGate<'_> {
-    fn wait(&self, req: &GateRequest<'_>, _observe: &mut dyn FnMut(Observation)) -> GateVerdict {
+    fn wait(&self, req: &GateRequest<'_>, _observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
         self.calls.borrow_mut().push(req.purpose);
         if req.purpose == Purpose::Forward {
             self.storage.put(M, b"hand edit");

@@ -4,7 +4,7 @@
 //!
 //! Frozen with the format: a later format adds its own values beside these, never edits them.
 
-use kharden::journal::{AuditSpec, EventKind, GateSpec, ProbeClass, Side, State};
+use kharden::journal::{AuditSpec, EventKind, GateSpec, RoundClass, Side, State};
 use kharden_manifest::{Change, Mount};
 
 /// The base of every time in the golden journal (ms since the epoch).
@@ -107,14 +107,14 @@ pub fn every_event_kind() -> Vec<EventKind> {
         },
     ];
     for (i, class) in [
-        ProbeClass::NoProcess,
-        ProbeClass::Down,
-        ProbeClass::Unauthorized,
-        ProbeClass::ServerError,
-        ProbeClass::Timeout,
-        ProbeClass::TlsError,
-        ProbeClass::OtherStatus,
-        ProbeClass::Healthy,
+        RoundClass::NoProcess,
+        RoundClass::Down,
+        RoundClass::Unauthorized,
+        RoundClass::ServerError,
+        RoundClass::Timeout,
+        RoundClass::TlsError,
+        RoundClass::OtherStatus,
+        RoundClass::Healthy,
     ]
     .into_iter()
     .enumerate()

@@ -132,6 +132,22 @@ pub struct Observation {
     pub crashes: Vec<CrashRecord>,
 }
 
+impl Observation {
+    /// One round with nothing but a probe's answer (scripted gates; the loop fills the rest).
+    pub fn probe(at: SystemTime, pid: Option<u32>, class: ProbeClass, detail: &str) -> Self {
+        Observation {
+            at,
+            pid,
+            class,
+            detail: detail.to_string(),
+            counted: false,
+            streak: 0,
+            note: String::new(),
+            crashes: Vec::new(),
+        }
+    }
+}
+
 /// Why the gate failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FailReason {
@@ -146,6 +162,11 @@ pub enum FailReason {
     Unhealthy(ProbeClass),
     /// Healthy, but not for long enough before the deadline.
     NotStable,
+    /// The gate could not run at all (no probe to take, an unreadable manifest): the detail
+    /// says why.
+    Unavailable,
+    /// A signal stopped it.
+    Interrupted,
 }
 
 impl std::fmt::Display for FailReason {
@@ -155,6 +176,8 @@ impl std::fmt::Display for FailReason {
             FailReason::CrashLoop => f.write_str("crash loop"),
             FailReason::Unhealthy(c) => write!(f, "not healthy: {c}"),
             FailReason::NotStable => f.write_str("not stable long enough"),
+            FailReason::Unavailable => f.write_str("the gate could not run"),
+            FailReason::Interrupted => f.write_str("interrupted"),
         }
     }
 }
@@ -162,9 +185,11 @@ impl std::fmt::Display for FailReason {
 /// The gate's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GateVerdict {
+    /// Healthy and stable. `pid` and `argv` are the proven process's (`None`: no gate ran, as
+    /// with `--no-gate`, and the transaction's audit reads the file instead).
     Passed {
-        pid: u32,
-        argv: Vec<String>,
+        pid: Option<u32>,
+        argv: Option<Vec<String>>,
         healthy_probes: u32,
         /// Time from the first to the last probe of the streak.
         stable_for: Duration,
@@ -186,6 +211,38 @@ pub enum GateVerdict {
 impl GateVerdict {
     pub fn passed(&self) -> bool {
         matches!(self, GateVerdict::Passed { .. })
+    }
+
+    /// No gate ran (`--no-gate`): passed, with no process to show.
+    pub fn skipped() -> GateVerdict {
+        GateVerdict::Passed {
+            pid: None,
+            argv: None,
+            healthy_probes: 0,
+            stable_for: Duration::ZERO,
+        }
+    }
+
+    /// A failure with no observation behind it (a gate that could not start, a scripted one).
+    pub fn failed(reason: FailReason, detail: impl Into<String>) -> GateVerdict {
+        GateVerdict::Failed {
+            reason,
+            detail: detail.into(),
+            last_observations: Vec::new(),
+            crashes: Vec::new(),
+            previous_crashes: Vec::new(),
+        }
+    }
+
+    /// Why it failed, in one line (`None`: it passed).
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            GateVerdict::Passed { .. } => None,
+            GateVerdict::Failed { reason, detail, .. } if detail.is_empty() => {
+                Some(reason.to_string())
+            }
+            GateVerdict::Failed { reason, detail, .. } => Some(format!("{reason}: {detail}")),
+        }
     }
 }
 
@@ -228,10 +285,12 @@ pub trait GateIo {
     }
 }
 
-/// The gate's clock.
+/// The clock of kharden: the gate loop's and the transaction engine's (`kharden::txn`
+/// re-exports it). Scripted in tests, simulated in the power-loss explorer, the wall clock
+/// otherwise ([`SystemClock`]).
 pub trait Clock {
-    fn now(&mut self) -> SystemTime;
-    fn sleep(&mut self, d: Duration);
+    fn now(&self) -> SystemTime;
+    fn sleep(&self, d: Duration);
 }
 
 /// Wall clock and `thread::sleep`.
@@ -239,10 +298,10 @@ pub trait Clock {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&mut self) -> SystemTime {
+    fn now(&self) -> SystemTime {
         crate::wall_clock()
     }
-    fn sleep(&mut self, d: Duration) {
+    fn sleep(&self, d: Duration) {
         std::thread::sleep(d)
     }
 }
@@ -297,7 +356,7 @@ impl GateIo for LiveIo {
 /// Run the gate against the live system (`/proc`, process events, real probes, wall clock).
 pub fn run_gate(params: &GateParams, on_observation: &mut dyn FnMut(&Observation)) -> GateVerdict {
     let mut io = WatchedIo::start(LiveIo::new(params), params);
-    run_gate_with(params, &mut io, &mut SystemClock, on_observation)
+    run_gate_with(params, &mut io, &SystemClock, on_observation)
 }
 
 struct Streak {
@@ -310,7 +369,7 @@ struct Streak {
 pub fn run_gate_with(
     params: &GateParams,
     io: &mut dyn GateIo,
-    clock: &mut dyn Clock,
+    clock: &dyn Clock,
     on_observation: &mut dyn FnMut(&Observation),
 ) -> GateVerdict {
     let mut streak: Option<Streak> = None;
@@ -466,8 +525,8 @@ pub fn run_gate_with(
                 && at <= params.deadline
             {
                 return GateVerdict::Passed {
-                    pid: s.pid,
-                    argv: proven_argv,
+                    pid: Some(s.pid),
+                    argv: Some(proven_argv),
                     healthy_probes: s.count,
                     stable_for: spanned,
                 };
@@ -573,7 +632,7 @@ mod tests {
         f: F,
     }
     const T0: u64 = 1_000_000;
-    impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> Clock for Script<F> {
+    impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> Script<F> {
         fn now(&mut self) -> SystemTime {
             UNIX_EPOCH + Duration::from_millis(T0 + self.t_ms)
         }
@@ -642,20 +701,17 @@ mod tests {
             }
         }
         impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> Clock for IoRef<'_, F> {
-            fn now(&mut self) -> SystemTime {
+            fn now(&self) -> SystemTime {
                 self.0.borrow_mut().now()
             }
-            fn sleep(&mut self, d: Duration) {
+            fn sleep(&self, d: Duration) {
                 self.0.borrow_mut().sleep(d)
             }
         }
         let mut obs = Vec::new();
-        let v = run_gate_with(
-            &params,
-            &mut IoRef(&script),
-            &mut IoRef(&script),
-            &mut |o| obs.push(o.clone()),
-        );
+        let v = run_gate_with(&params, &mut IoRef(&script), &IoRef(&script), &mut |o| {
+            obs.push(o.clone())
+        });
         let t = script.borrow().t_ms;
         (v, obs, t)
     }
@@ -673,7 +729,7 @@ mod tests {
                 stable_for,
                 ..
             } => {
-                assert_eq!(pid, 42);
+                assert_eq!(pid, Some(42));
                 assert!(healthy_probes >= 3);
                 assert!(stable_for >= Duration::from_secs(2));
             }
@@ -832,7 +888,7 @@ mod tests {
                 })
             }
         }
-        impl Clock for Foreign {
+        impl Foreign {
             fn now(&mut self) -> SystemTime {
                 self.t
             }
@@ -876,15 +932,15 @@ mod tests {
                 }
             }
             impl Clock for R<'_> {
-                fn now(&mut self) -> SystemTime {
+                fn now(&self) -> SystemTime {
                     self.0.borrow_mut().now()
                 }
-                fn sleep(&mut self, d: Duration) {
+                fn sleep(&self, d: Duration) {
                     self.0.borrow_mut().sleep(d)
                 }
             }
             let mut obs = Vec::new();
-            let v = run_gate_with(&params, &mut R(&clock), &mut R(&clock), &mut |o| {
+            let v = run_gate_with(&params, &mut R(&clock), &R(&clock), &mut |o| {
                 obs.push(o.clone())
             });
             assert!(!v.passed(), "{v:?}");
@@ -980,10 +1036,10 @@ mod tests {
         }
     }
     impl<F: FnMut(u64) -> (Option<u32>, ProbeClass)> Clock for EvRef<'_, F> {
-        fn now(&mut self) -> SystemTime {
+        fn now(&self) -> SystemTime {
             at(self.0.borrow().t_ms)
         }
-        fn sleep(&mut self, d: Duration) {
+        fn sleep(&self, d: Duration) {
             self.0.borrow_mut().t_ms += d.as_millis() as u64;
         }
     }
@@ -1021,12 +1077,9 @@ mod tests {
             events: events.into(),
         });
         let mut obs = Vec::new();
-        let v = run_gate_with(
-            &params,
-            &mut EvRef(&script),
-            &mut EvRef(&script),
-            &mut |o| obs.push(o.clone()),
-        );
+        let v = run_gate_with(&params, &mut EvRef(&script), &EvRef(&script), &mut |o| {
+            obs.push(o.clone())
+        });
         let t = script.borrow().t_ms;
         (v, obs, t)
     }

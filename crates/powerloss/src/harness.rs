@@ -4,8 +4,8 @@
 
 use crate::sim::{lock, Shared, SimBackend, SimStorage};
 use kharden::audit::{Audit, AuditRequest, AuditVerdict};
-use kharden::gate::{Gate, GateRequest, GateVerdict, Observation};
-use kharden::journal::{AuditSpec, GateSpec, Journal, JournalError, ProbeClass, TxId, TxnKind};
+use kharden::gate::{FailReason, Gate, GateRequest, GateVerdict, Observation, ProbeClass};
+use kharden::journal::{AuditSpec, GateSpec, Journal, JournalError, TxId, TxnKind};
 use kharden::txn::{Clock, Engine, FileOp, Outcome, Plan};
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -35,6 +35,9 @@ impl Clock for SimClock {
         self.0.set(t);
         UNIX_EPOCH + Duration::from_millis(t)
     }
+    fn sleep(&self, d: Duration) {
+        self.0.set(self.0.get() + d.as_millis() as u64);
+    }
 }
 
 /// A gate answering from a script, one verdict per call; passes when the script is empty.
@@ -48,15 +51,13 @@ impl ScriptedGate {
 }
 
 impl Gate for ScriptedGate {
-    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(Observation)) -> GateVerdict {
-        observe(Observation {
-            time: req.written_at.unwrap_or(UNIX_EPOCH),
-            class: ProbeClass::Healthy,
-            pid: Some(4242),
-            restarted: true,
-            detail: "simulated".into(),
-            crashes: Vec::new(),
-        });
+    fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
+        observe(&Observation::probe(
+            req.written_at.unwrap_or(UNIX_EPOCH),
+            Some(4242),
+            ProbeClass::Healthy(200),
+            "simulated",
+        ));
         let pass = {
             let mut v = self.0.borrow_mut();
             if v.is_empty() {
@@ -69,11 +70,11 @@ impl Gate for ScriptedGate {
             GateVerdict::Passed {
                 pid: Some(4242),
                 argv: None,
+                healthy_probes: 1,
+                stable_for: std::time::Duration::ZERO,
             }
         } else {
-            GateVerdict::Failed {
-                reason: "simulated gate failure".into(),
-            }
+            GateVerdict::failed(FailReason::NotStable, "simulated gate failure")
         }
     }
 }

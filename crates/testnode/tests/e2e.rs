@@ -134,7 +134,7 @@ fn gate(params: &GateParams) -> (GateVerdict, Vec<Observation>) {
 
 fn passed_pid(v: &GateVerdict, sim: &Sim, obs: &[Observation]) -> u32 {
     match v {
-        GateVerdict::Passed { pid, .. } => *pid,
+        GateVerdict::Passed { pid: Some(pid), .. } => *pid,
         other => panic!(
             "gate failed: {other:#?}\nobservations: {obs:#?}\nemulator events:\n{}",
             sim.kubelet.events()
@@ -174,7 +174,9 @@ fn flag_change_restarts_apiserver_and_gate_passes_with_new_pid() {
     ));
     let new_pid = passed_pid(&v, &sim, &obs);
     match &v {
-        GateVerdict::Passed { argv, .. } => assert_eq!(argv, &new_argv, "argv read from /proc"),
+        GateVerdict::Passed { argv, .. } => {
+            assert_eq!(argv.as_ref(), Some(&new_argv), "argv read from /proc")
+        }
         other => panic!("{other:?}"),
     }
     assert_ne!(old_pid, new_pid);
