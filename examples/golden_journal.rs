@@ -29,18 +29,21 @@ use kharden::durable::FileMeta;
 use kharden::journal::schema::encode;
 use kharden::journal::{
     Durable, Event, EventKind, FileRecord, Image, Journal, JournalRead, JournalReader,
-    RollbackCause, State, Transition, TxnKind, TxnRecord,
+    RollbackCause, Scope, State, Transition, TxnKind, TxnRecord,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[path = "../tests/golden/v1_values.rs"]
 mod v1_values;
+#[allow(dead_code)] // format 2's own values (its temp tag) are for the reader
 #[path = "../tests/golden/v2_values.rs"]
 mod v2_values;
+#[path = "../tests/golden/v3_values.rs"]
+mod v3_values;
 // The values of the format this build writes.
 use v1_values::{audit_spec, every_change, T0};
-use v2_values::{every_event_kind, gate_spec, TEMP_TAG};
+use v3_values::{every_event_kind, gate_spec, TEMP_TAG};
 
 fn image(contents: &[u8], mode: u32) -> Image {
     Image {
@@ -73,6 +76,7 @@ fn record(
         state: State::Prepared,
         rollback_cause,
         reason: None,
+        restart: None,
         temp_tag: TEMP_TAG,
     }
 }
@@ -107,7 +111,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             before: before.map(|b| image(b, 0o600)),
             after: after.map(|a| image(a, 0o600)),
             changes,
+            settings: Vec::new(),
             gated,
+            scope: Scope::Contents,
         };
 
     // 1: pruned later (committed apply).
@@ -317,8 +323,117 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     j.transition(id9, Transition::to(State::RolledBack), now())?;
 
-    // 10: left open in Prepared (a delete of a file).
-    let _id10 = j.prepare(
+    // 10 (format 3): a metadata change of a key and of the pki directory, committed after
+    // the processes that use them stayed up.
+    let key = "/etc/kubernetes/pki/apiserver.key";
+    let (key_before, key_after) = v3_values::metadata_sides(b"-----BEGIN KEY-----\n");
+    let (dir_before, dir_after) = v3_values::directory_sides();
+    let id10 = j.prepare(
+        TxnRecord {
+            gate: v3_values::gate_spec_nothing(),
+            ..record(
+                TxnKind::Harden {
+                    controls: vec!["1.1.20".into(), "1.1.19".into()],
+                },
+                "harden files: 1.1.20, 1.1.19",
+                vec![
+                    FileRecord {
+                        path: key.into(),
+                        before: Some(key_before),
+                        after: Some(key_after),
+                        changes: Vec::new(),
+                        settings: Vec::new(),
+                        gated: false,
+                        scope: Scope::Metadata { directory: false },
+                    },
+                    FileRecord {
+                        path: "/etc/kubernetes/pki".into(),
+                        before: Some(dir_before),
+                        after: Some(dir_after),
+                        changes: Vec::new(),
+                        settings: Vec::new(),
+                        gated: false,
+                        scope: Scope::Metadata { directory: true },
+                    },
+                ],
+                None,
+            )
+        },
+        &[],
+        now(),
+    )?;
+    for s in [State::Applied, State::Gating, State::Committed] {
+        j.transition(id10, Transition::to(s), now())?;
+    }
+
+    // 11 (format 3): a kubelet change (its config file and a flag in its environment file),
+    // restarted, rolled back because the restart failed.
+    let config = b"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+    let config2 =
+        b"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nreadOnlyPort: 0\n";
+    let env = b"KUBELET_KUBEADM_ARGS=\"--read-only-port=10255\"\n";
+    let env2 = b"KUBELET_KUBEADM_ARGS=\"--read-only-port=0\"\n";
+    let id11 = j.prepare(
+        TxnRecord {
+            restart: Some(v3_values::restart()),
+            ..record(
+                TxnKind::Apply,
+                "kubelet: set readOnlyPort=0",
+                vec![
+                    FileRecord {
+                        settings: v3_values::every_setting(),
+                        ..file(
+                            "/var/lib/kubelet/config.yaml",
+                            Some(config),
+                            Some(config2),
+                            vec![],
+                            false,
+                        )
+                    },
+                    file(
+                        "/var/lib/kubelet/kubeadm-flags.env",
+                        Some(env),
+                        Some(env2),
+                        vec![every_change()[0].clone()],
+                        false,
+                    ),
+                ],
+                None,
+            )
+        },
+        &[config, config2, env, env2],
+        now(),
+    )?;
+    j.transition(id11, Transition::to(State::Applied), now())?;
+    j.add_events(
+        id11,
+        vec![EventKind::Note(
+            "restarting kubelet.service failed: exit code 1".into(),
+        )],
+        Durable::Later,
+        now(),
+    )?;
+    j.transition(
+        id11,
+        Transition::to(State::RollingBack)
+            .because("restarting kubelet.service failed")
+            .cause(RollbackCause::RestartFailed),
+        now(),
+    )?;
+    j.add_events(
+        id11,
+        vec![EventKind::Restarted {
+            unit: "kubelet.service".into(),
+            side: kharden::journal::Side::Before,
+            detail: "done".into(),
+        }],
+        Durable::Later,
+        now(),
+    )?;
+    j.transition(id11, Transition::to(State::RolledBack), now())?;
+
+    // 12: left open in Prepared (a delete of a file).
+    let _id12 = j.prepare(
         record(
             TxnKind::Apply,
             "open at the end: delete a file",
@@ -334,7 +449,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The records, one line each.
     let mut text = String::new();
     let j = JournalReader::open(&state)?.ok_or("journal vanished")?;
-    for id in [id3, id4, id5, id6, id7, id9] {
+    for id in [id3, id4, id5, id6, id7, id9, id10, id11] {
         let rec = j.get(id)?;
         writeln!(text, "txn-{id} {}", hex(&encode(&rec)?))?;
     }

@@ -153,15 +153,15 @@ impl ApplyRequest {
             kind: TxnKind::Apply,
             summary: self.summary(),
             ops: vec![FileOp {
-                path: p.path.clone(),
-                after: Some(p.edited.output.clone()),
                 expect_before: Some(Some(hash(&p.before))),
                 changes: self.changes.clone(),
                 gated: true,
+                ..FileOp::contents(p.path.clone(), Some(p.edited.output.clone()))
             }],
             gate: self.gate.clone(),
             audit: self.audit.clone(),
             options: self.options,
+            restart: None,
         }
     }
 }

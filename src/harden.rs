@@ -230,11 +230,8 @@ fn plan_controls(
                     continue 'controls;
                 }
                 None => mine.push(FileOp {
-                    path,
-                    after: Some(x.contents.as_bytes().to_vec()),
                     expect_before: Some(None),
-                    changes: Vec::new(),
-                    gated: false,
+                    ..FileOp::contents(path, Some(x.contents.as_bytes().to_vec()))
                 }),
             }
         }
@@ -250,11 +247,10 @@ fn plan_controls(
         planned.push(c.id);
     }
     files.push(FileOp {
-        path: f.manifest.clone(),
-        after: Some(edited.clone()),
         expect_before: Some(Some(hash(contents))),
         changes,
         gated: true,
+        ..FileOp::contents(f.manifest.clone(), Some(edited.clone()))
     });
     Ok(StepPlan {
         ops: files,
@@ -264,23 +260,8 @@ fn plan_controls(
     })
 }
 
-fn diff_of(storage: &dyn Storage, ops: &[FileOp], manifest_before: &[u8]) -> String {
-    let mut diff = String::new();
-    for op in ops {
-        let cur = if op.gated {
-            Some(manifest_before.to_vec())
-        } else {
-            storage.read(&op.path).ok().flatten().map(|s| s.contents)
-        };
-        if cur.as_deref() != op.after.as_deref() {
-            diff.push_str(&crate::diff::unified(
-                &op.path.display().to_string(),
-                cur.as_deref(),
-                op.after.as_deref(),
-            ));
-        }
-    }
-    diff
+fn diff_of(storage: &dyn Storage, ops: &[FileOp]) -> String {
+    crate::diff::ops(storage, ops, &crate::users::Names::default())
 }
 
 /// Controls that must be applied together: a control whose guard reads a flag that another
@@ -382,7 +363,7 @@ impl Runner<'_, '_> {
         if plan.planned.is_empty() {
             return Ok(Flow::Go);
         }
-        let diff = diff_of(storage, &plan.ops, &current);
+        let diff = diff_of(storage, &plan.ops);
         self.engine
             .progress
             .step(&format!("fixing {} on {comp} ...", plan.planned.join(", ")));
@@ -395,6 +376,7 @@ impl Runner<'_, '_> {
             gate: self.req.gate.clone(),
             audit: self.req.audit.clone(),
             options: self.req.options,
+            restart: None,
         });
         let mut step = match result {
             Ok(outcome) => step_of(plan.planned.clone(), comp, &outcome, diff),
@@ -538,7 +520,7 @@ fn execute(
                     continue;
                 }
                 steps.push(StepResult {
-                    diff: diff_of(storage, &plan.ops, &current),
+                    diff: diff_of(storage, &plan.ops),
                     ..StepResult::new(plan.planned, comp.name(), StepOutcome::Planned)
                 });
                 current = plan.edited;

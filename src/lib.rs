@@ -33,8 +33,10 @@ pub mod journal;
 pub mod lock;
 pub mod report;
 pub mod root;
+pub mod services;
 pub mod session;
 pub mod signals;
 pub mod txn;
+pub mod users;
 
 pub use error::{Error, Result};

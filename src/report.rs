@@ -327,6 +327,9 @@ pub fn event_text(kind: &EventKind) -> String {
                 .unwrap_or_else(|| "absent".into())
         ),
         EventKind::TempRemoved { path } => format!("removed temp file of {path}"),
+        EventKind::Restarted { unit, side, detail } => {
+            format!("restarted {unit} ({side:?} side written): {detail}")
+        }
         EventKind::Note(n) => n.clone(),
         EventKind::Resolved { note } => match note {
             Some(n) => format!("resolved by the operator: {n}"),

@@ -15,7 +15,8 @@
 
 use kharden::journal::schema::{decode, encode, RECORD_VERSION};
 use kharden::journal::{
-    Event, EventKind, Journal, JournalRead, JournalReader, RollbackCause, State, TxnKind, TxnRecord,
+    Event, EventKind, GateTarget, Journal, JournalRead, JournalReader, RollbackCause, Scope, State,
+    TxnKind, TxnRecord,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ use std::path::{Path, PathBuf};
 mod v1_values;
 #[path = "golden/v2_values.rs"]
 mod v2_values;
+#[path = "golden/v3_values.rs"]
+mod v3_values;
 
 fn golden(version: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/v{version}"))
@@ -286,6 +289,153 @@ fn the_format_2_golden_records_decode_to_their_values() {
         }
     }
     assert_eq!(events, every.len(), "one golden record per event kind");
+}
+
+fn check_v3_contents(j: &impl JournalRead, added: u64) {
+    // Transactions 1 and 2 were pruned; 3..=12 remain.
+    assert_eq!(j.len().unwrap(), 10 + added);
+    let states: Vec<State> = (3..=12).map(|id| j.get(id).unwrap().state).collect();
+    assert_eq!(
+        states,
+        vec![
+            State::Committed,
+            State::RolledBack,
+            State::RolledBack,
+            State::NeedsManual,
+            State::NeedsManual,
+            State::Aborted,
+            State::RolledBack,
+            State::Committed,
+            State::RolledBack,
+            State::Prepared,
+        ]
+    );
+    assert_eq!(j.open_ids().unwrap()[0], 12);
+    assert_eq!(j.unresolved().unwrap(), vec![7]);
+    let t3 = j.get(3).unwrap();
+    assert_eq!(t3.files[0].changes, v1_values::every_change());
+    assert_eq!(t3.files[0].scope, Scope::Contents);
+    assert_eq!(t3.gate, v3_values::gate_spec());
+    assert_eq!(t3.temp_tag, v3_values::TEMP_TAG);
+    assert_eq!(t3.restart, None);
+    let kinds: Vec<EventKind> = j.events(3).unwrap().into_iter().map(|e| e.kind).collect();
+    let every = v3_values::every_event_kind();
+    assert!(
+        kinds.windows(every.len()).any(|w| w == every.as_slice()),
+        "transaction 3 holds every event kind of format 3, in order: {kinds:?}"
+    );
+    // The metadata transaction: no blob, the identity hash on both sides.
+    let t10 = j.get(10).unwrap();
+    assert_eq!(t10.gate, v3_values::gate_spec_nothing());
+    assert_eq!(t10.gate.target, GateTarget::Nothing);
+    let (kb, ka) = v3_values::metadata_sides(b"-----BEGIN KEY-----\n");
+    assert_eq!(t10.files[0].scope, Scope::Metadata { directory: false });
+    assert_eq!(
+        (t10.files[0].before.as_ref(), t10.files[0].after.as_ref()),
+        (Some(&kb), Some(&ka))
+    );
+    assert!(
+        j.blob(&kb.hash).is_err(),
+        "a metadata change keeps no contents"
+    );
+    let (db, da) = v3_values::directory_sides();
+    assert_eq!(t10.files[1].scope, Scope::Metadata { directory: true });
+    assert_eq!(
+        (t10.files[1].before.as_ref(), t10.files[1].after.as_ref()),
+        (Some(&db), Some(&da))
+    );
+    // The kubelet transaction: settings, a restart, rolled back because it failed.
+    let t11 = j.get(11).unwrap();
+    assert_eq!(t11.restart, Some(v3_values::restart()));
+    assert_eq!(t11.files[0].settings, v3_values::every_setting());
+    assert_eq!(
+        t11.files[1].changes,
+        vec![v1_values::every_change()[0].clone()]
+    );
+    assert_eq!(t11.rollback_cause, Some(RollbackCause::RestartFailed));
+    assert!(j
+        .events(11)
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Restarted { .. })));
+}
+
+#[test]
+fn the_format_3_golden_journal_reads_verifies_and_takes_new_transactions() {
+    let d = state_with_copy(3);
+    let r = JournalReader::open(d.path()).unwrap().expect("a journal");
+    check_v3_contents(&r, 0);
+    drop(r);
+    let mut j = Journal::open(d.path()).unwrap();
+    let faults: Vec<String> = j
+        .verify()
+        .unwrap()
+        .into_iter()
+        .map(|f| format!("{:?}: {}", f.txid, f.what))
+        .collect();
+    assert_eq!(
+        faults,
+        vec![
+            "Some(3): illegal transition prepared -> gating",
+            "Some(3): illegal transition rolling-back -> applied"
+        ]
+    );
+    let mut rec = j.get(11).unwrap();
+    rec.summary = "written by this build".into();
+    assert_eq!(j.prepare(rec, &[], v1_values::T0 + 999_000).unwrap(), 13);
+    check_v3_contents(&j, 1);
+}
+
+#[test]
+fn the_format_3_golden_records_decode_to_their_values() {
+    let d = state_with_copy(3);
+    let r = JournalReader::open(d.path()).unwrap().expect("a journal");
+    let every = v3_values::every_event_kind();
+    let mut events = 0;
+    for (name, bytes) in records(3) {
+        assert_eq!(bytes[0], 3, "{name}: format 3");
+        if let Some(id) = name.strip_prefix("txn-") {
+            let rec: TxnRecord = decode(&bytes).unwrap();
+            assert_eq!(rec, r.get(id.parse().unwrap()).unwrap(), "{name}");
+            if RECORD_VERSION == 3 {
+                assert_eq!(encode(&rec).unwrap(), bytes, "{name}: re-encoding");
+            }
+        } else if let Some(i) = name.strip_prefix("event-") {
+            let i: usize = i.parse().unwrap();
+            let ev: Event = decode(&bytes).unwrap();
+            assert_eq!(
+                ev,
+                Event {
+                    time_ms: v1_values::T0 + i as u64,
+                    kind: every[i].clone()
+                },
+                "{name}"
+            );
+            if RECORD_VERSION == 3 {
+                assert_eq!(encode(&ev).unwrap(), bytes, "{name}: re-encoding");
+            }
+            events += 1;
+        }
+    }
+    assert_eq!(events, every.len(), "one golden record per event kind");
+}
+
+/// A format-2 record read by this build keeps what format 2 meant: a contents change of
+/// static pod manifests, no service restarted, no other process watched.
+#[test]
+fn format_2_records_convert_to_what_they_meant() {
+    let d = state_with_copy(2);
+    let r = JournalReader::open(d.path()).unwrap().expect("a journal");
+    for id in 3..=10 {
+        let t = r.get(id).unwrap();
+        assert_eq!(t.restart, None);
+        assert_eq!(t.gate.target, GateTarget::StaticPods);
+        assert!(t.gate.keep.is_empty());
+        assert!(t
+            .files
+            .iter()
+            .all(|f| f.scope == Scope::Contents && f.settings.is_empty()));
+    }
 }
 
 /// A format-1 record read by this build keeps what format 1 meant: no temp tag (its temps

@@ -11,8 +11,8 @@
 
 use kharden::durable::{hash, FileMeta};
 use kharden::journal::{
-    AuditSpec, Durable, EventKind, FileRecord, GateSpec, Image, Journal, Side, State, Transition,
-    TxId, TxnKind, TxnRecord,
+    AuditSpec, Durable, EventKind, FileRecord, GateSpec, Image, Journal, Scope, Side, State,
+    Transition, TxId, TxnKind, TxnRecord,
 };
 use kharden_manifest::Change;
 
@@ -64,7 +64,9 @@ pub fn record(
             before: Some(image(before)),
             after: Some(image(after)),
             changes: vec![change((k + 1) % n)],
+            settings: vec![],
             gated: true,
+            scope: Scope::Contents,
         }],
         gate: GateSpec {
             enabled: false,
@@ -81,6 +83,7 @@ pub fn record(
         state: State::Prepared,
         rollback_cause: None,
         reason: None,
+        restart: None,
         temp_tag: kharden::durable::new_temp_tag(),
     };
     let id = journal.prepare(rec, &[before, after], now_ms)?;

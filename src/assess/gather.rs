@@ -31,6 +31,7 @@ use super::yaml::kube_bench_content;
 use super::{discover, Found, Source, SourcePolicy, Unreadable};
 use crate::durable::{DurableError, Storage};
 use crate::root::HostRoot;
+use crate::users::Names;
 use kharden_catalog::{
     file_requests, paths, Check, Component, ConfigContent, ConfigDoc, FileFact, FileFacts,
     FileKind, FileRole, Located, Meta, NodeFacts,
@@ -196,56 +197,6 @@ pub fn scan_node(
         components,
         processes,
     })
-}
-
-/// Owner names from the root's `/etc/passwd` and `/etc/group`.
-#[derive(Debug, Clone, Default)]
-pub struct Names {
-    users: BTreeMap<u32, String>,
-    groups: BTreeMap<u32, String>,
-}
-
-impl Names {
-    fn parse(passwd: &str, group: &str) -> Names {
-        let table = |text: &str| -> BTreeMap<u32, String> {
-            let mut m = BTreeMap::new();
-            for line in text.lines() {
-                let f: Vec<&str> = line.split(':').collect();
-                if let (Some(name), Some(id)) = (f.first(), f.get(2)) {
-                    if let Ok(id) = id.parse::<u32>() {
-                        // The first entry of an id is the name `stat` prints.
-                        m.entry(id).or_insert_with(|| name.to_string());
-                    }
-                }
-            }
-            m
-        };
-        Names {
-            users: table(passwd),
-            groups: table(group),
-        }
-    }
-
-    pub fn user(&self, uid: u32) -> String {
-        self.users
-            .get(&uid)
-            .cloned()
-            .unwrap_or_else(|| "UNKNOWN".into())
-    }
-
-    pub fn group(&self, gid: u32) -> String {
-        self.groups
-            .get(&gid)
-            .cloned()
-            .unwrap_or_else(|| "UNKNOWN".into())
-    }
-
-    pub fn accounts(&self) -> kharden_catalog::Accounts {
-        kharden_catalog::Accounts {
-            users: self.users.values().cloned().collect(),
-            groups: self.groups.values().cloned().collect(),
-        }
-    }
 }
 
 /// Reads of the node's files under the root.

@@ -6,7 +6,9 @@
 //! [`TempName`] and only those are removed, an injected failure leaves nothing written.
 #![allow(clippy::disallowed_methods)] // durable/: see the module docs of `durable`
 
-use super::{DurableError, Expect, FileMeta, FileState, Storage, TempName};
+use super::{
+    hash, DurableError, Expect, FileMeta, FileState, Inode, Storage, TempName, DIRECTORY_HASH,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,11 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default)]
 pub struct MemStorage {
     files: RefCell<BTreeMap<PathBuf, FileState>>,
+    /// Directories with their metadata (only those a test puts: a file's parent need not be
+    /// one).
+    dirs: RefCell<BTreeMap<PathBuf, FileMeta>>,
+    /// Paths that are something else (a FIFO, a symlink): `inode` refuses them.
+    others: RefCell<BTreeMap<PathBuf, bool>>,
     temps: RefCell<BTreeMap<PathBuf, Vec<u8>>>,
     /// Fail the N-th replace/remove (1-based) with EIO.
     fail_at: Cell<Option<usize>>,
@@ -54,6 +61,30 @@ impl MemStorage {
         );
     }
 
+    /// Put a directory with its metadata.
+    pub fn put_dir(&self, p: impl AsRef<Path>, meta: FileMeta) {
+        self.dirs
+            .borrow_mut()
+            .insert(p.as_ref().to_path_buf(), meta);
+    }
+
+    /// Put a symlink (`true`) or a FIFO (`false`) at `p`.
+    pub fn put_other(&self, p: impl AsRef<Path>, symlink: bool) {
+        self.others
+            .borrow_mut()
+            .insert(p.as_ref().to_path_buf(), symlink);
+    }
+
+    /// Change a file's or a directory's metadata behind kharden's back.
+    pub fn chmod(&self, p: impl AsRef<Path>, meta: FileMeta) {
+        if let Some(f) = self.files.borrow_mut().get_mut(p.as_ref()) {
+            f.meta = meta;
+        }
+        if let Some(d) = self.dirs.borrow_mut().get_mut(p.as_ref()) {
+            *d = meta;
+        }
+    }
+
     /// Give a file another hard link (its link count only: names are not modelled).
     pub fn link(&self, p: impl AsRef<Path>) {
         if let Some(f) = self.files.borrow_mut().get_mut(p.as_ref()) {
@@ -72,8 +103,14 @@ impl MemStorage {
             .map(|f| f.contents.clone())
     }
 
+    /// A file's or a directory's metadata.
     pub fn meta(&self, p: impl AsRef<Path>) -> Option<FileMeta> {
-        self.files.borrow().get(p.as_ref()).map(|f| f.meta)
+        let p = p.as_ref();
+        self.files
+            .borrow()
+            .get(p)
+            .map(|f| f.meta)
+            .or_else(|| self.dirs.borrow().get(p).copied())
     }
 
     /// Leave a temp file, as a process killed before its rename would.
@@ -188,6 +225,49 @@ impl Storage for MemStorage {
 
     fn sync(&self, path: &Path) -> Result<(), DurableError> {
         self.synced.borrow_mut().push(path.to_path_buf());
+        Ok(())
+    }
+
+    fn inode(&self, path: &Path) -> Result<Option<Inode>, DurableError> {
+        if let Some(symlink) = self.others.borrow().get(path) {
+            return Err(if *symlink {
+                DurableError::Symlink {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                DurableError::NotFileOrDirectory {
+                    path: path.to_path_buf(),
+                }
+            });
+        }
+        if let Some(meta) = self.dirs.borrow().get(path) {
+            return Ok(Some(Inode {
+                directory: true,
+                hash: DIRECTORY_HASH,
+                len: 0,
+                meta: *meta,
+                nlink: 2,
+            }));
+        }
+        Ok(self.files.borrow().get(path).map(|f| Inode {
+            directory: false,
+            hash: hash(&f.contents),
+            len: f.contents.len() as u64,
+            meta: f.meta,
+            nlink: f.nlink,
+        }))
+    }
+
+    fn set_meta(&self, path: &Path, meta: &FileMeta, expect: &Inode) -> Result<(), DurableError> {
+        let now = self.inode(path)?;
+        if !now.is_some_and(|n| n.same_identity(expect) && n.meta == expect.meta) {
+            return Err(DurableError::Moved {
+                path: path.to_path_buf(),
+            });
+        }
+        self.tick(path)?;
+        self.chmod(path, *meta);
+        self.written.borrow_mut().push(path.to_path_buf());
         Ok(())
     }
 

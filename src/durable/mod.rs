@@ -31,6 +31,14 @@ pub struct FileMeta {
     pub gid: u32,
 }
 
+/// `0644 1000:1000`: the mode in octal, then the numeric owner and group (the CLI names them
+/// from the node's user database).
+impl std::fmt::Display for FileMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o} {}:{}", self.mode, self.uid, self.gid)
+    }
+}
+
 impl FileMeta {
     /// What a file kharden creates gets: 0600 root:root.
     pub const NEW_FILE: FileMeta = FileMeta {
@@ -47,6 +55,52 @@ pub struct FileState {
     pub meta: FileMeta,
     /// Hard links to the inode (a replace splits them: see [`crate::txn`]).
     pub nlink: u64,
+}
+
+/// A managed file or directory as a metadata transaction sees it: what it is, its identity and
+/// its metadata. The identity of a regular file is the hash of its contents (a file whose
+/// contents changed is not the file the plan read); a directory's is only that it is one
+/// (etcd writes into its data directory all the time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inode {
+    pub directory: bool,
+    /// blake3 of a regular file's contents, streamed (never held whole); [`DIRECTORY_HASH`]
+    /// for a directory.
+    pub hash: [u8; 32],
+    /// Size of a regular file (0 for a directory).
+    pub len: u64,
+    pub meta: FileMeta,
+    pub nlink: u64,
+}
+
+/// The identity hash of every directory.
+pub const DIRECTORY_HASH: [u8; 32] = [0; 32];
+
+impl Inode {
+    /// Whether `other` is the same kind of inode with the same contents (metadata aside).
+    pub fn same_identity(&self, other: &Inode) -> bool {
+        self.directory == other.directory && self.hash == other.hash
+    }
+}
+
+/// Hash a reader's contents in chunks (a metadata transaction over a whole tree must not hold
+/// the tree's contents in memory).
+pub fn hash_reader(mut r: impl std::io::Read) -> std::io::Result<([u8; 32], u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(buf.get(..n).unwrap_or_default());
+                len += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((*hasher.finalize().as_bytes(), len))
 }
 
 /// What a file must hold right before kharden renames over it or removes it: the read that
@@ -156,6 +210,8 @@ pub enum DurableError {
     Symlink { path: PathBuf },
     #[error("{path}: not a regular file")]
     NotRegular { path: PathBuf },
+    #[error("{path}: not a regular file or a directory (a FIFO, a socket or a device); kharden changes the metadata of regular files and directories only")]
+    NotFileOrDirectory { path: PathBuf },
     #[error("{path}: {len} bytes is too large for a managed file (limit {limit})")]
     TooLarge { path: PathBuf, len: u64, limit: u64 },
     #[error("{path}: has no parent directory or file name")]
@@ -219,6 +275,19 @@ pub trait Storage {
     /// The names in directory `dir`, sorted (`None`: no such directory). For finding the
     /// static pod manifests as kubelet does.
     fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError>;
+
+    /// What stands at `path`, for a metadata transaction, without following a symlink: a
+    /// regular file (its contents hashed as they stream) or a directory. `Ok(None)` when
+    /// absent; an error for a symlink ([`DurableError::Symlink`]) or any other kind of file
+    /// ([`DurableError::NotFileOrDirectory`]).
+    fn inode(&self, path: &Path) -> Result<Option<Inode>, DurableError>;
+
+    /// Durably set the mode, owner and group of `path`, if it is still exactly `expect` (same
+    /// kind, same contents, same metadata); otherwise nothing is changed
+    /// ([`DurableError::Moved`]). On the real file system: an `O_NOFOLLOW` descriptor, `fchown`
+    /// (when the owner or group changes), then `fchmod` (a chown clears the set-id bits), then
+    /// `fsync` of the inode: a chmod is durable only once its inode is synced.
+    fn set_meta(&self, path: &Path, meta: &FileMeta, expect: &Inode) -> Result<(), DurableError>;
 }
 
 /// The blake3 hash of some contents, as kept in the journal.

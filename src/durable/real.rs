@@ -1,7 +1,10 @@
 //! [`Storage`] on the real file system, with every fsync the design asks for.
 #![allow(clippy::disallowed_methods)] // durable/: see the module docs of `durable`
 
-use super::{DurableError, Expect, FileMeta, FileState, Storage, TempName, MAX_FILE_BYTES};
+use super::{
+    hash_reader, DurableError, Expect, FileMeta, FileState, Inode, Storage, TempName,
+    DIRECTORY_HASH, MAX_FILE_BYTES,
+};
 use crate::failpoint;
 use nix::fcntl::{openat, renameat, AtFlags, OFlag};
 use nix::sys::stat::{fchmod, fstatat, Mode, SFlag};
@@ -82,6 +85,92 @@ fn open_regular(
         path,
     )?;
     Ok(Some((file, st)))
+}
+
+/// Open `name` in `dirfd` for a metadata change: a regular file or a directory, never
+/// through a symlink, and never opening anything else (a FIFO or a device is refused from its
+/// `lstat`, before any `open` could block or wake a driver). `None`: absent.
+fn open_inode(
+    dirfd: &OwnedFd,
+    name: &std::ffi::OsStr,
+    path: &Path,
+) -> Result<Option<(File, nix::sys::stat::FileStat, bool)>, DurableError> {
+    let kind_of = |mode: u32| SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits());
+    let before = match fstatat(dirfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(DurableError::io(path, "stat", e.into())),
+    };
+    let kind = kind_of(before.st_mode);
+    if kind == SFlag::S_IFLNK {
+        return Err(DurableError::Symlink {
+            path: path.to_path_buf(),
+        });
+    }
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFDIR {
+        return Err(DurableError::NotFileOrDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let fd = match openat(
+        dirfd,
+        name,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(nix::errno::Errno::ELOOP) => {
+            return Err(DurableError::Symlink {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(DurableError::io(path, "open", e.into())),
+    };
+    let file = File::from(fd);
+    let st = nix::sys::stat::fstat(file.as_fd())
+        .map_err(|e| DurableError::io(path, "stat", e.into()))?;
+    // Swapped between the lstat and the open: not the inode that was checked.
+    if st.st_ino != before.st_ino || st.st_dev != before.st_dev || kind_of(st.st_mode) != kind {
+        return Err(DurableError::Moved {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Some((file, st, kind == SFlag::S_IFDIR)))
+}
+
+/// The [`Inode`] of an open file or directory (hashing a regular file's contents from the
+/// start, in chunks).
+fn inode_of(
+    file: &File,
+    st: &nix::sys::stat::FileStat,
+    directory: bool,
+    path: &Path,
+) -> Result<Inode, DurableError> {
+    let (hash, len) = if directory {
+        (DIRECTORY_HASH, 0)
+    } else {
+        let mut reader = file;
+        std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(0))
+            .map_err(|e| DurableError::io(path, "seek", e))?;
+        hash_reader(reader).map_err(|e| DurableError::io(path, "read", e))?
+    };
+    Ok(Inode {
+        directory,
+        hash,
+        len,
+        meta: FileMeta {
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+        },
+        #[allow(clippy::unnecessary_cast)] // st_nlink is u32 on some targets
+        nlink: st.st_nlink as u64,
+    })
 }
 
 /// Kind of what stands at `name` in `dirfd`, without following a symlink.
@@ -466,7 +555,8 @@ impl Storage for RealStorage {
         let Some(dirfd) = open_dir_if_exists(dir, path)? else {
             return Ok(());
         };
-        if let Some((file, _)) = open_regular(&dirfd, name, path)? {
+        // A regular file (contents and metadata) or a directory (a metadata transaction's).
+        if let Some((file, _, _)) = open_inode(&dirfd, name, path)? {
             failpoint::hit("durable.sync.before");
             file.sync_all()
                 .map_err(|e| DurableError::io(path, "fsync file", e))?;
@@ -474,6 +564,51 @@ impl Storage for RealStorage {
         fsync_dir(&dirfd, path)?;
         failpoint::hit("durable.sync.done");
         Ok(())
+    }
+
+    fn inode(&self, path: &Path) -> Result<Option<Inode>, DurableError> {
+        let (dir, name) = split(path)?;
+        let Some(dirfd) = open_dir_if_exists(dir, path)? else {
+            return Ok(None);
+        };
+        match open_inode(&dirfd, name, path)? {
+            None => Ok(None),
+            Some((file, st, directory)) => inode_of(&file, &st, directory, path).map(Some),
+        }
+    }
+
+    fn set_meta(&self, path: &Path, meta: &FileMeta, expect: &Inode) -> Result<(), DurableError> {
+        let (dir, name) = split(path)?;
+        let moved = || DurableError::Moved {
+            path: path.to_path_buf(),
+        };
+        let dirfd = open_dir(dir, path)?;
+        let (file, st, directory) = open_inode(&dirfd, name, path)?.ok_or_else(moved)?;
+        // The last look, on the descriptor that will be changed: the same inode kind, contents
+        // and metadata as the plan read (the window left is this check to the fchmod, as for
+        // a replace; see docs/crash-safety.md).
+        let now = inode_of(&file, &st, directory, path)?;
+        if !now.same_identity(expect) || now.meta != expect.meta {
+            return Err(moved());
+        }
+        failpoint::hit("durable.set_meta.before");
+        if (meta.uid, meta.gid) != (now.meta.uid, now.meta.gid) {
+            fchown(
+                &file,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+            )
+            .map_err(|e| DurableError::io(path, "chown", e.into()))?;
+            failpoint::hit("durable.set_meta.chowned");
+        }
+        // After the chown, which clears the set-user-ID and set-group-ID bits of a file.
+        fchmod(&file, Mode::from_bits_truncate(meta.mode))
+            .map_err(|e| DurableError::io(path, "chmod", e.into()))?;
+        failpoint::hit("durable.set_meta.chmodded");
+        file.sync_all()
+            .map_err(|e| DurableError::io(path, "fsync", e))?;
+        failpoint::hit("durable.set_meta.synced");
+        close_checked(OwnedFd::from(file), path)
     }
 }
 
@@ -540,12 +675,10 @@ mod tests {
             st.read(&sub),
             Err(DurableError::NotRegular { .. })
         ));
-        // `sync` refuses them too, and touches nothing.
+        // `sync` refuses a symlink too, and touches nothing; a directory it syncs (the
+        // metadata change of a directory is made durable by its own fsync).
         assert!(matches!(st.sync(&link), Err(DurableError::Symlink { .. })));
-        assert!(matches!(
-            st.sync(&sub),
-            Err(DurableError::NotRegular { .. })
-        ));
+        st.sync(&sub).unwrap();
         assert_eq!(std::fs::read(&real).unwrap(), b"x");
     }
 
@@ -678,5 +811,125 @@ mod race_tests {
             Err(DurableError::Moved { .. })
         ));
         assert!(p.exists());
+    }
+
+    fn meta(mode: u32, uid: u32, gid: u32) -> FileMeta {
+        FileMeta { mode, uid, gid }
+    }
+
+    #[test]
+    fn set_meta_changes_a_file_and_a_directory_and_nothing_else() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("ca.key");
+        std::fs::write(&f, b"key").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let found = RealStorage.inode(&f).unwrap().unwrap();
+        assert!(!found.directory);
+        assert_eq!(found.hash, hash(b"key"));
+        assert_eq!(found.len, 3);
+        assert_eq!(found.meta.mode, 0o644);
+        let root = nix::unistd::geteuid().is_root();
+        let (uid, gid) = if root {
+            (1000, 1000)
+        } else {
+            (found.meta.uid, found.meta.gid)
+        };
+        RealStorage
+            .set_meta(&f, &meta(0o600, uid, gid), &found)
+            .unwrap();
+        let md = std::fs::metadata(&f).unwrap();
+        assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o600, uid, gid));
+        assert_eq!(std::fs::read(&f).unwrap(), b"key");
+
+        let d = dir.path().join("pki");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o775)).unwrap();
+        let found = RealStorage.inode(&d).unwrap().unwrap();
+        assert!(found.directory);
+        assert_eq!(found.hash, DIRECTORY_HASH);
+        RealStorage
+            .set_meta(&d, &meta(0o755, found.meta.uid, found.meta.gid), &found)
+            .unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o7777, 0o755);
+        RealStorage.sync(&d).unwrap();
+        assert_eq!(RealStorage.inode(&dir.path().join("absent")).unwrap(), None);
+    }
+
+    #[test]
+    fn set_meta_refuses_a_changed_file_a_symlink_and_a_fifo_without_opening_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("admin.conf");
+        std::fs::write(&f, b"v1").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let planned = RealStorage.inode(&f).unwrap().unwrap();
+        // Contents changed since the plan: the inode is not the one planned.
+        std::fs::write(&f, b"v2").unwrap();
+        let to = meta(0o600, planned.meta.uid, planned.meta.gid);
+        assert!(matches!(
+            RealStorage.set_meta(&f, &to, &planned),
+            Err(DurableError::Moved { .. })
+        ));
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // Metadata changed since the plan.
+        std::fs::write(&f, b"v1").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            RealStorage.set_meta(&f, &to, &planned),
+            Err(DurableError::Moved { .. })
+        ));
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(matches!(
+            RealStorage.inode(&link),
+            Err(DurableError::Symlink { .. })
+        ));
+        assert!(matches!(
+            RealStorage.set_meta(&link, &to, &planned),
+            Err(DurableError::Symlink { .. })
+        ));
+        // A FIFO with no writer: opening it for reading would not block (O_NONBLOCK), but it
+        // is refused from its lstat before any open.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o644)).unwrap();
+        assert!(matches!(
+            RealStorage.inode(&fifo),
+            Err(DurableError::NotFileOrDirectory { .. })
+        ));
+        assert!(matches!(
+            RealStorage.set_meta(&fifo, &to, &planned),
+            Err(DurableError::NotFileOrDirectory { .. })
+        ));
+        assert_eq!(
+            std::fs::metadata(&fifo).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+
+    #[test]
+    fn a_chown_keeps_the_mode_it_was_asked_for() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if !nix::unistd::geteuid().is_root() {
+            return; // chown to another user needs root; CI runs as root
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tool");
+        std::fs::write(&f, b"#!").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o2750)).unwrap();
+        let found = RealStorage.inode(&f).unwrap().unwrap();
+        RealStorage
+            .set_meta(&f, &meta(0o2750, 0, 1000), &found)
+            .unwrap();
+        let md = std::fs::metadata(&f).unwrap();
+        assert_eq!((md.mode() & 0o7777, md.gid()), (0o2750, 1000));
     }
 }

@@ -10,8 +10,9 @@
 //! `apiserver-kubelet-client`) is presented, so that `--anonymous-auth=false` does not turn
 //! the probe into a 401.
 
+use super::keep::{self, KeepWatch};
 use super::{Gate, GateRequest, GateVerdict, Observation};
-use crate::journal::GateSpec;
+use crate::journal::{GateSpec, GateTarget};
 use crate::root::HostRoot;
 use kharden_gate::probe::{
     default_server_name, discover_client_cert, discover_cluster_ca, probe_target_from_pod,
@@ -134,6 +135,32 @@ pub fn params_for(
 
 impl Gate for ProbeGate {
     fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
+        let clock = InterruptibleClock { req };
+        match &req.spec.target {
+            GateTarget::StaticPods => self.static_pods(req, observe),
+            GateTarget::Nothing => {
+                let watch = KeepWatch::new(&self.root, req.spec, KEEP_PROBE_TIMEOUT);
+                keep::wait(&watch, req, &clock, self.poll, observe)
+            }
+            GateTarget::Kubelet { .. } => GateVerdict::failed(
+                FailReason::Unavailable,
+                "the kubelet's gate is not part of this build",
+            ),
+        }
+    }
+}
+
+/// How long one probe of a kept process may take.
+const KEEP_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl ProbeGate {
+    /// The static pod gate: the component of the gated manifest restarted with its new argv
+    /// and healthy through the stability window.
+    fn static_pods(
+        &self,
+        req: &GateRequest<'_>,
+        observe: &mut dyn FnMut(&Observation),
+    ) -> GateVerdict {
         let Some((path, manifest)) = req.manifests.first() else {
             return GateVerdict::skipped();
         };

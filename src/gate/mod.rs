@@ -5,6 +5,7 @@
 //! the power-loss explorer can run without processes. The real gate ([`live::ProbeGate`])
 //! proves the restart from `/proc` and probes like kubelet, with the `kharden-gate` crate.
 
+pub mod keep;
 pub mod live;
 
 pub use live::{params_for, ProbeGate};

@@ -230,6 +230,7 @@ impl Journal {
             state: State::Prepared,
             rollback_cause: None,
             reason: None,
+            restart: None,
             // A refusal writes no file, so it has no temp.
             temp_tag: 1,
         };

@@ -42,8 +42,15 @@ impl Journal {
                     doomed.push(k.value());
                 } else {
                     for f in &rec.files {
-                        for img in [&f.before, &f.after].into_iter().flatten() {
-                            referenced.insert(img.hash);
+                        referenced.extend(f.blob_hashes().copied());
+                    }
+                    // What a conflict found (a hand edit kept before anything could happen
+                    // to it) lives as long as its transaction.
+                    for item in events.range((rec.id, 0)..=(rec.id, u32::MAX))? {
+                        let (_, v) = item?;
+                        let ev: super::Event = decode(v.value())?;
+                        if let super::EventKind::Conflict { found: Some(h), .. } = ev.kind {
+                            referenced.insert(h);
                         }
                     }
                 }

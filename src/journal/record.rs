@@ -5,6 +5,7 @@
 //! `kharden_manifest::Change`) can never silently change what an existing journal means.
 
 use crate::durable::FileMeta;
+use kharden_kubelet_config::ConfigChange;
 use kharden_manifest::Change;
 use serde::Serialize;
 
@@ -103,16 +104,50 @@ pub struct Image {
     pub meta: FileMeta,
 }
 
+/// What of a file its transaction changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Its contents: a whole-file replace (create or delete), mode and owner kept. Both
+    /// sides' contents are in the journal's blob table.
+    Contents,
+    /// Its mode, owner and group (`chmod`/`chown`). The contents are the file's identity
+    /// only: both sides carry the same hash (a file whose contents changed is a conflict),
+    /// and they are not kept in the journal. A directory's identity is only that it is one.
+    Metadata { directory: bool },
+}
+
 /// A managed file of a transaction. `None` on a side means "absent" (create or delete).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileRecord {
     pub path: String,
     pub before: Option<Image>,
     pub after: Option<Image>,
-    /// The flag changes made to this file (empty for whole-file writes).
+    /// The flag changes made to this file (a static pod manifest, or the kubelet's flags in
+    /// an environment file); empty for whole-file writes.
     pub changes: Vec<Change>,
+    /// The `KubeletConfiguration` settings changed in this file (a config file or a drop-in).
+    pub settings: Vec<ConfigChange>,
     /// Whether this file is a static pod manifest whose component the gate watches.
     pub gated: bool,
+    pub scope: Scope,
+}
+
+impl FileRecord {
+    pub fn is_metadata(&self) -> bool {
+        matches!(self.scope, Scope::Metadata { .. })
+    }
+
+    /// The blobs this file's sides are kept in (none for a metadata change, whose contents
+    /// are only its identity).
+    pub fn blob_hashes(&self) -> impl Iterator<Item = &[u8; 32]> {
+        let kept = !self.is_metadata();
+        [&self.before, &self.after]
+            .into_iter()
+            .flatten()
+            .filter(move |_| kept)
+            .map(|i| &i.hash)
+    }
 }
 
 /// How the health gate is to run (stored so that recovery can run it again).
@@ -132,6 +167,57 @@ pub struct GateSpec {
     /// Fail the gate as soon as the new process has crashed this many times (0: only at the
     /// deadline). Format 1 had no such field: its transactions read as 0.
     pub max_crashes: u32,
+    /// What restarts and is proven healthy (formats 1 and 2: always the static pods).
+    pub target: GateTarget,
+    /// Processes that must keep running, the same process, and stay healthy through the
+    /// gate: the components that use the files of a change that restarts nothing, or the
+    /// static pods while the kubelet restarts.
+    pub keep: Vec<Kept>,
+}
+
+/// What a transaction's gate waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateTarget {
+    /// The components of the gated static pod manifests, restarted by kubelet.
+    #[default]
+    StaticPods,
+    /// The kubelet, restarted by the transaction's [`Restart`]: a new process of the unit,
+    /// its `/healthz` answering `ok` (at the URL of the side being proven: a change may move
+    /// it), and the Node `Ready` when the API server answers with the kubelet's own
+    /// credentials (`kubeconfig`, `node`).
+    Kubelet {
+        healthz_before: String,
+        healthz_after: String,
+        kubeconfig: Option<String>,
+        node: Option<String>,
+    },
+    /// Nothing restarts: only the processes of [`GateSpec::keep`] are watched.
+    Nothing,
+}
+
+/// A process a gate watches without expecting it to restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    /// `kube-apiserver`, `etcd`, `kubelet`...
+    pub component: String,
+    pub pid: u32,
+    /// Its start time (`/proc/PID/stat` field 22, clock ticks after boot): with the pid, the
+    /// identity of the process (a restarted one has another).
+    pub start_ticks: u64,
+    /// Its static pod manifest, whose probe is its health (`None`: alive is all that is
+    /// checked).
+    pub manifest: Option<String>,
+}
+
+/// A service a transaction restarts after writing either side (the kubelet: its
+/// configuration takes effect only at a restart). Journaled like a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restart {
+    /// `kubelet.service`.
+    pub unit: String,
+    /// The `systemctl` program (`--systemctl`, `KHARDEN_SYSTEMCTL`, else the one on PATH).
+    pub systemctl: String,
 }
 
 /// How the audit is to run.
@@ -165,6 +251,8 @@ pub enum RollbackCause {
     Recovery,
     /// SIGTERM, SIGINT or SIGHUP during the gate or the audit.
     Interrupted,
+    /// The restart of the transaction's service failed (format 3).
+    RestartFailed,
 }
 
 /// The transaction's head record (events are kept apart).
@@ -186,6 +274,9 @@ pub struct TxnRecord {
     pub rollback_cause: Option<RollbackCause>,
     /// The last reason given for a state change (gate failure, conflict...).
     pub reason: Option<String>,
+    /// The service restarted after each write of a side (`None`: nothing to restart; kubelet
+    /// restarts static pods by itself).
+    pub restart: Option<Restart>,
     /// Random, chosen at prepare: the temp files of this transaction are
     /// `.<name>.kharden-<id>-<tag as 16 hex digits>-<attempt>` ([`crate::durable::TempName`]);
     /// [`TEMP_TAG_V1`] for a transaction of format 1 (`.<name>.kharden-<id>`).
@@ -272,6 +363,13 @@ pub enum EventKind {
         lifetime_ms: u64,
         /// Times from kernel events (`false`: inferred from /proc polling).
         exact: bool,
+    },
+    /// The transaction's service was restarted after the files of `side` were written
+    /// (format 3). `detail`: what the service manager said.
+    Restarted {
+        unit: String,
+        side: Side,
+        detail: String,
     },
 }
 

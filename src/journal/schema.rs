@@ -18,7 +18,7 @@ use super::record as domain;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Format version written by this build (first byte of every record).
-pub const RECORD_VERSION: u8 = 2;
+pub const RECORD_VERSION: u8 = 3;
 
 /// Errors decoding a record.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,8 @@ pub enum CodecError {
     Version(u8),
     #[error("record does not decode: {0}")]
     Postcard(#[from] postcard::Error),
+    #[error("record decodes to an invalid value: {0}")]
+    Invalid(String),
 }
 
 /// Format 1 (kharden 0.1, the first release): frozen.
@@ -264,6 +266,8 @@ pub mod v2 {
         Recovery,
         /// SIGTERM, SIGINT or SIGHUP during the gate or the audit.
         Interrupted,
+        /// Appended in format 3: the restart of the transaction's service failed.
+        RestartFailed,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,6 +342,13 @@ pub mod v2 {
             lifetime_ms: u64,
             exact: bool,
         },
+        /// Appended in format 3: the transaction's service was restarted after a side was
+        /// written.
+        Restarted {
+            unit: String,
+            side: Side,
+            detail: String,
+        },
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -347,12 +358,125 @@ pub mod v2 {
     }
 }
 
+/// Format 3: a file's metadata (mode, owner, group) as a transaction's change, besides its
+/// contents (`FileRecord::scope`); the kubelet's configuration settings a file's change made
+/// (`FileRecord::settings`); a service restarted after each write (`TxnRecord::restart`); the
+/// gate's target (static pods, the kubelet, nothing) and the processes it keeps watching
+/// (`GateSpec::target`, `GateSpec::keep`). Events and rollback causes are format 2's, with
+/// the variants appended in format 3.
+pub mod v3 {
+    use serde::{Deserialize, Serialize};
+
+    pub use super::v1::{AuditSpec, Change, Image, Mount, State, TxnKind};
+    pub use super::v2::{Event, EventKind, RollbackCause};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Scope {
+        Contents,
+        Metadata { directory: bool },
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Scalar {
+        Bool(bool),
+        Int(i64),
+        Str(String),
+    }
+
+    /// A `KubeletConfiguration` change; `path` is the key path's segments.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Setting {
+        Set {
+            path: Vec<String>,
+            value: Scalar,
+        },
+        Unset {
+            path: Vec<String>,
+        },
+        SetList {
+            path: Vec<String>,
+            items: Vec<Scalar>,
+        },
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct FileRecord {
+        pub path: String,
+        pub before: Option<Image>,
+        pub after: Option<Image>,
+        pub changes: Vec<Change>,
+        pub settings: Vec<Setting>,
+        pub gated: bool,
+        pub scope: Scope,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum GateTarget {
+        StaticPods,
+        Kubelet {
+            healthz_before: String,
+            healthz_after: String,
+            kubeconfig: Option<String>,
+            node: Option<String>,
+        },
+        Nothing,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Kept {
+        pub component: String,
+        pub pid: u32,
+        pub start_ticks: u64,
+        pub manifest: Option<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct GateSpec {
+        pub enabled: bool,
+        pub timeout_secs: u64,
+        pub stable_for_secs: u64,
+        pub health_url: Option<String>,
+        pub cacert: Option<String>,
+        pub cert: Option<String>,
+        pub key: Option<String>,
+        pub container: Option<String>,
+        pub root: Option<String>,
+        pub max_crashes: u32,
+        pub target: GateTarget,
+        pub keep: Vec<Kept>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Restart {
+        pub unit: String,
+        pub systemctl: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct TxnRecord {
+        pub id: u64,
+        pub kind: TxnKind,
+        pub created_ms: u64,
+        pub updated_ms: u64,
+        pub summary: String,
+        pub files: Vec<FileRecord>,
+        pub gate: GateSpec,
+        pub audit: AuditSpec,
+        pub deadline_ms: u64,
+        pub state: State,
+        pub rollback_cause: Option<RollbackCause>,
+        pub reason: Option<String>,
+        pub restart: Option<Restart>,
+        pub temp_tag: u64,
+    }
+}
+
 /// A domain type and its on-disk form in the current format.
 pub trait Stored: Sized {
     /// The current format's type.
     type Current: Serialize + DeserializeOwned;
     fn to_stored(&self) -> Self::Current;
-    fn from_stored(s: Self::Current) -> Self;
+    fn from_stored(s: Self::Current) -> Result<Self, CodecError>;
     /// Decode a record written in an older format `version` (every version below
     /// [`RECORD_VERSION`] must be handled).
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError>;
@@ -369,7 +493,7 @@ pub fn encode<T: Stored>(value: &T) -> Result<Vec<u8>, CodecError> {
 pub fn decode<T: Stored>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
-        Some((&RECORD_VERSION, rest)) => Ok(T::from_stored(postcard::from_bytes(rest)?)),
+        Some((&RECORD_VERSION, rest)) => T::from_stored(postcard::from_bytes(rest)?),
         Some((&v, rest)) if (1..RECORD_VERSION).contains(&v) => T::decode_older(v, rest),
         Some((&v, _)) => Err(CodecError::Version(v)),
     }
@@ -504,33 +628,199 @@ impl From<v1::Change> for kharden_manifest::Change {
     }
 }
 
-impl From<&domain::FileRecord> for v1::FileRecord {
+impl From<&kharden_kubelet_config::Scalar> for v3::Scalar {
+    fn from(v: &kharden_kubelet_config::Scalar) -> Self {
+        use kharden_kubelet_config::Scalar as S;
+        match v {
+            S::Bool(b) => v3::Scalar::Bool(*b),
+            S::Int(i) => v3::Scalar::Int(*i),
+            S::Str(s) => v3::Scalar::Str(s.clone()),
+        }
+    }
+}
+
+impl From<v3::Scalar> for kharden_kubelet_config::Scalar {
+    fn from(v: v3::Scalar) -> Self {
+        use kharden_kubelet_config::Scalar as S;
+        match v {
+            v3::Scalar::Bool(b) => S::Bool(b),
+            v3::Scalar::Int(i) => S::Int(i),
+            v3::Scalar::Str(s) => S::Str(s),
+        }
+    }
+}
+
+impl From<&kharden_kubelet_config::ConfigChange> for v3::Setting {
+    fn from(c: &kharden_kubelet_config::ConfigChange) -> Self {
+        use kharden_kubelet_config::ConfigChange as C;
+        match c {
+            C::Set { path, value } => v3::Setting::Set {
+                path: path.segments().to_vec(),
+                value: value.into(),
+            },
+            C::Unset { path } => v3::Setting::Unset {
+                path: path.segments().to_vec(),
+            },
+            C::SetList { path, items } => v3::Setting::SetList {
+                path: path.segments().to_vec(),
+                items: items.iter().map(Into::into).collect(),
+            },
+        }
+    }
+}
+
+impl TryFrom<v3::Setting> for kharden_kubelet_config::ConfigChange {
+    type Error = CodecError;
+    fn try_from(c: v3::Setting) -> Result<Self, CodecError> {
+        use kharden_kubelet_config::{ConfigChange as C, KeyPath};
+        let path = |p: Vec<String>| {
+            KeyPath::new(p).map_err(|e| CodecError::Invalid(format!("setting key path: {e}")))
+        };
+        Ok(match c {
+            v3::Setting::Set { path: p, value } => C::Set {
+                path: path(p)?,
+                value: value.into(),
+            },
+            v3::Setting::Unset { path: p } => C::Unset { path: path(p)? },
+            v3::Setting::SetList { path: p, items } => C::SetList {
+                path: path(p)?,
+                items: items.into_iter().map(Into::into).collect(),
+            },
+        })
+    }
+}
+
+impl From<domain::Scope> for v3::Scope {
+    fn from(s: domain::Scope) -> Self {
+        match s {
+            domain::Scope::Contents => v3::Scope::Contents,
+            domain::Scope::Metadata { directory } => v3::Scope::Metadata { directory },
+        }
+    }
+}
+
+impl From<v3::Scope> for domain::Scope {
+    fn from(s: v3::Scope) -> Self {
+        match s {
+            v3::Scope::Contents => domain::Scope::Contents,
+            v3::Scope::Metadata { directory } => domain::Scope::Metadata { directory },
+        }
+    }
+}
+
+impl From<&domain::FileRecord> for v3::FileRecord {
     fn from(f: &domain::FileRecord) -> Self {
-        v1::FileRecord {
+        v3::FileRecord {
             path: f.path.clone(),
             before: f.before.as_ref().map(Into::into),
             after: f.after.as_ref().map(Into::into),
             changes: f.changes.iter().map(Into::into).collect(),
+            settings: f.settings.iter().map(Into::into).collect(),
             gated: f.gated,
+            scope: f.scope.into(),
         }
     }
 }
 
-impl From<v1::FileRecord> for domain::FileRecord {
+/// Formats 1 and 2 changed contents only, and knew no kubelet settings.
+impl From<v1::FileRecord> for v3::FileRecord {
     fn from(f: v1::FileRecord) -> Self {
-        domain::FileRecord {
+        v3::FileRecord {
+            path: f.path,
+            before: f.before,
+            after: f.after,
+            changes: f.changes,
+            settings: Vec::new(),
+            gated: f.gated,
+            scope: v3::Scope::Contents,
+        }
+    }
+}
+
+impl TryFrom<v3::FileRecord> for domain::FileRecord {
+    type Error = CodecError;
+    fn try_from(f: v3::FileRecord) -> Result<Self, CodecError> {
+        Ok(domain::FileRecord {
             path: f.path,
             before: f.before.map(Into::into),
             after: f.after.map(Into::into),
             changes: f.changes.into_iter().map(Into::into).collect(),
+            settings: f
+                .settings
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
             gated: f.gated,
+            scope: f.scope.into(),
+        })
+    }
+}
+
+impl From<&domain::GateTarget> for v3::GateTarget {
+    fn from(t: &domain::GateTarget) -> Self {
+        match t.clone() {
+            domain::GateTarget::StaticPods => v3::GateTarget::StaticPods,
+            domain::GateTarget::Kubelet {
+                healthz_before,
+                healthz_after,
+                kubeconfig,
+                node,
+            } => v3::GateTarget::Kubelet {
+                healthz_before,
+                healthz_after,
+                kubeconfig,
+                node,
+            },
+            domain::GateTarget::Nothing => v3::GateTarget::Nothing,
         }
     }
 }
 
-impl From<&domain::GateSpec> for v2::GateSpec {
+impl From<v3::GateTarget> for domain::GateTarget {
+    fn from(t: v3::GateTarget) -> Self {
+        match t {
+            v3::GateTarget::StaticPods => domain::GateTarget::StaticPods,
+            v3::GateTarget::Kubelet {
+                healthz_before,
+                healthz_after,
+                kubeconfig,
+                node,
+            } => domain::GateTarget::Kubelet {
+                healthz_before,
+                healthz_after,
+                kubeconfig,
+                node,
+            },
+            v3::GateTarget::Nothing => domain::GateTarget::Nothing,
+        }
+    }
+}
+
+impl From<&domain::Kept> for v3::Kept {
+    fn from(k: &domain::Kept) -> Self {
+        v3::Kept {
+            component: k.component.clone(),
+            pid: k.pid,
+            start_ticks: k.start_ticks,
+            manifest: k.manifest.clone(),
+        }
+    }
+}
+
+impl From<v3::Kept> for domain::Kept {
+    fn from(k: v3::Kept) -> Self {
+        domain::Kept {
+            component: k.component,
+            pid: k.pid,
+            start_ticks: k.start_ticks,
+            manifest: k.manifest,
+        }
+    }
+}
+
+impl From<&domain::GateSpec> for v3::GateSpec {
     fn from(g: &domain::GateSpec) -> Self {
-        v2::GateSpec {
+        v3::GateSpec {
             enabled: g.enabled,
             timeout_secs: g.timeout_secs,
             stable_for_secs: g.stable_for_secs,
@@ -541,6 +831,28 @@ impl From<&domain::GateSpec> for v2::GateSpec {
             container: g.container.clone(),
             root: g.root.clone(),
             max_crashes: g.max_crashes,
+            target: (&g.target).into(),
+            keep: g.keep.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Formats 1 and 2 gated static pods only, and kept no other process.
+impl From<v2::GateSpec> for v3::GateSpec {
+    fn from(g: v2::GateSpec) -> Self {
+        v3::GateSpec {
+            enabled: g.enabled,
+            timeout_secs: g.timeout_secs,
+            stable_for_secs: g.stable_for_secs,
+            health_url: g.health_url,
+            cacert: g.cacert,
+            cert: g.cert,
+            key: g.key,
+            container: g.container,
+            root: g.root,
+            max_crashes: g.max_crashes,
+            target: v3::GateTarget::StaticPods,
+            keep: Vec::new(),
         }
     }
 }
@@ -563,8 +875,8 @@ impl From<v1::GateSpec> for v2::GateSpec {
     }
 }
 
-impl From<v2::GateSpec> for domain::GateSpec {
-    fn from(g: v2::GateSpec) -> Self {
+impl From<v3::GateSpec> for domain::GateSpec {
+    fn from(g: v3::GateSpec) -> Self {
         domain::GateSpec {
             enabled: g.enabled,
             timeout_secs: g.timeout_secs,
@@ -576,6 +888,8 @@ impl From<v2::GateSpec> for domain::GateSpec {
             container: g.container,
             root: g.root,
             max_crashes: g.max_crashes,
+            target: g.target.into(),
+            keep: g.keep.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -630,6 +944,7 @@ impl From<domain::RollbackCause> for v2::RollbackCause {
             domain::RollbackCause::WriteFailed => v2::RollbackCause::WriteFailed,
             domain::RollbackCause::Recovery => v2::RollbackCause::Recovery,
             domain::RollbackCause::Interrupted => v2::RollbackCause::Interrupted,
+            domain::RollbackCause::RestartFailed => v2::RollbackCause::RestartFailed,
         }
     }
 }
@@ -642,6 +957,7 @@ impl From<v2::RollbackCause> for domain::RollbackCause {
             v2::RollbackCause::WriteFailed => domain::RollbackCause::WriteFailed,
             v2::RollbackCause::Recovery => domain::RollbackCause::Recovery,
             v2::RollbackCause::Interrupted => domain::RollbackCause::Interrupted,
+            v2::RollbackCause::RestartFailed => domain::RollbackCause::RestartFailed,
         }
     }
 }
@@ -678,11 +994,33 @@ impl From<v1::TxnRecord> for v2::TxnRecord {
     }
 }
 
-impl Stored for domain::TxnRecord {
-    type Current = v2::TxnRecord;
+/// Format 2 restarted no service.
+impl From<v2::TxnRecord> for v3::TxnRecord {
+    fn from(r: v2::TxnRecord) -> Self {
+        v3::TxnRecord {
+            id: r.id,
+            kind: r.kind,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            summary: r.summary,
+            files: r.files.into_iter().map(Into::into).collect(),
+            gate: r.gate.into(),
+            audit: r.audit,
+            deadline_ms: r.deadline_ms,
+            state: r.state,
+            rollback_cause: r.rollback_cause,
+            reason: r.reason,
+            restart: None,
+            temp_tag: r.temp_tag,
+        }
+    }
+}
 
-    fn to_stored(&self) -> v2::TxnRecord {
-        v2::TxnRecord {
+impl Stored for domain::TxnRecord {
+    type Current = v3::TxnRecord;
+
+    fn to_stored(&self) -> v3::TxnRecord {
+        v3::TxnRecord {
             id: self.id,
             kind: (&self.kind).into(),
             created_ms: self.created_ms,
@@ -695,33 +1033,44 @@ impl Stored for domain::TxnRecord {
             state: self.state.into(),
             rollback_cause: self.rollback_cause.map(Into::into),
             reason: self.reason.clone(),
+            restart: self.restart.as_ref().map(|r| v3::Restart {
+                unit: r.unit.clone(),
+                systemctl: r.systemctl.clone(),
+            }),
             temp_tag: self.temp_tag,
         }
     }
 
-    fn from_stored(r: v2::TxnRecord) -> Self {
-        domain::TxnRecord {
+    fn from_stored(r: v3::TxnRecord) -> Result<Self, CodecError> {
+        Ok(domain::TxnRecord {
             id: r.id,
             kind: r.kind.into(),
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
             summary: r.summary,
-            files: r.files.into_iter().map(Into::into).collect(),
+            files: r
+                .files
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
             gate: r.gate.into(),
             audit: r.audit.into(),
             deadline_ms: r.deadline_ms,
             state: r.state.into(),
             rollback_cause: r.rollback_cause.map(Into::into),
             reason: r.reason,
+            restart: r.restart.map(|r| domain::Restart {
+                unit: r.unit,
+                systemctl: r.systemctl,
+            }),
             temp_tag: r.temp_tag,
-        }
+        })
     }
 
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
         match version {
-            1 => Ok(Self::from_stored(
-                postcard_v1::<v1::TxnRecord>(body)?.into(),
-            )),
+            1 => Self::from_stored(v2::TxnRecord::from(postcard_v1::<v1::TxnRecord>(body)?).into()),
+            2 => Self::from_stored(postcard_v1::<v2::TxnRecord>(body)?.into()),
             v => Err(CodecError::Version(v)),
         }
     }
@@ -866,6 +1215,11 @@ impl From<&domain::EventKind> for v2::EventKind {
                 lifetime_ms,
                 exact,
             },
+            D::Restarted { unit, side, detail } => v2::EventKind::Restarted {
+                unit,
+                side: side.into(),
+                detail,
+            },
         }
     }
 }
@@ -923,6 +1277,11 @@ impl From<v2::EventKind> for domain::EventKind {
                 lifetime_ms,
                 exact,
             },
+            v2::EventKind::Restarted { unit, side, detail } => D::Restarted {
+                unit,
+                side: side.into(),
+                detail,
+            },
         }
     }
 }
@@ -937,22 +1296,24 @@ impl Stored for domain::Event {
         }
     }
 
-    fn from_stored(e: v2::Event) -> Self {
-        domain::Event {
+    fn from_stored(e: v2::Event) -> Result<Self, CodecError> {
+        Ok(domain::Event {
             time_ms: e.time_ms,
             kind: e.kind.into(),
-        }
+        })
     }
 
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
         match version {
             1 => {
                 let e: v1::Event = postcard_v1(body)?;
-                Ok(Self::from_stored(v2::Event {
+                Self::from_stored(v2::Event {
                     time_ms: e.time_ms,
                     kind: e.kind.into(),
-                }))
+                })
             }
+            // Format 3 appended variants to format 2's events: the same type reads both.
+            2 => Self::from_stored(postcard_v1::<v2::Event>(body)?),
             v => Err(CodecError::Version(v)),
         }
     }

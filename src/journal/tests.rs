@@ -17,6 +17,7 @@ fn rec(files: Vec<FileRecord>) -> TxnRecord {
         state: State::Prepared,
         rollback_cause: None,
         reason: None,
+        restart: None,
         temp_tag: crate::durable::new_temp_tag(),
     }
 }
@@ -36,7 +37,9 @@ fn file(p: &str, b: &[u8], a: &[u8]) -> FileRecord {
             meta,
         }),
         changes: vec![],
+        settings: vec![],
         gated: true,
+        scope: Scope::Contents,
     }
 }
 
@@ -148,6 +151,55 @@ fn open_index_log_order_and_prune() {
         .prepare(rec(vec![file("/y", b"a", b"b")]), &[b"a", b"b"], 20)
         .unwrap();
     assert_eq!(id, 6);
+}
+
+#[test]
+fn prune_keeps_what_a_conflict_found_as_long_as_its_transaction() {
+    let d = tempfile::tempdir().unwrap();
+    let j = Journal::open(d.path()).unwrap();
+    let id = j
+        .prepare(rec(vec![file("/x", b"one", b"two")]), &[b"one", b"two"], 1)
+        .unwrap();
+    let found = j.keep_blob(b"hand edit").unwrap();
+    j.add_events(
+        id,
+        vec![EventKind::Conflict {
+            path: "/x".into(),
+            found: Some(found),
+        }],
+        Durable::Yes,
+        2,
+    )
+    .unwrap();
+    j.transition(id, Transition::to(State::RollingBack), 3)
+        .unwrap();
+    j.transition(id, Transition::to(State::NeedsManual), 4)
+        .unwrap();
+    j.resolve(id, None, 5).unwrap();
+    // Resolved, but still among the newest kept: its hand edit stays readable.
+    j.prune(5).unwrap();
+    assert_eq!(j.blob(&found).unwrap(), b"hand edit");
+    // Pruned with its transaction.
+    j.prune(0).unwrap();
+    assert!(j.blob(&found).is_err());
+}
+
+#[test]
+fn a_metadata_change_keeps_no_blob_and_verifies() {
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(d.path()).unwrap();
+    let mut f = file("/etc/kubernetes/pki/ca.key", b"key", b"key");
+    f.scope = Scope::Metadata { directory: false };
+    if let Some(a) = f.after.as_mut() {
+        a.meta.mode = 0o600;
+    }
+    let id = j.prepare(rec(vec![f]), &[], 1).unwrap();
+    assert!(j.blob(&crate::durable::hash(b"key")).is_err());
+    assert!(j.verify().unwrap().is_empty(), "{:?}", j.verify().unwrap());
+    j.transition(id, Transition::to(State::Committed), 2)
+        .unwrap();
+    j.prune(0).unwrap();
+    assert!(j.verify().unwrap().is_empty());
 }
 
 #[test]

@@ -136,11 +136,11 @@ fn check_record(
         ));
     }
     for f in &rec.files {
-        for img in [&f.before, &f.after].into_iter().flatten() {
-            if !present.contains(&img.hash) {
+        for h in f.blob_hashes() {
+            if !present.contains(h) {
                 faults.push(fault(
                     Some(id),
-                    format!("{}: blob {} missing", f.path, hex(&img.hash)),
+                    format!("{}: blob {} missing", f.path, hex(h)),
                 ));
             }
         }

@@ -27,13 +27,18 @@ mod recover;
 pub use recover::{recover, Placement, Policy, RecoverReport, RecoveredTxn, RecoveryAction};
 
 use crate::audit::{Audit, AuditRequest};
-use crate::durable::{hash, new_temp_tag, DurableError, Expect, FileMeta, FileState, Storage};
+use crate::durable::{
+    hash, new_temp_tag, DurableError, Expect, FileMeta, FileState, Inode, Storage,
+};
 use crate::gate::{Gate, GateRequest, GateVerdict, Observation, Purpose};
 use crate::journal::{
-    AuditSpec, Durable, Event, EventKind, FileRecord, GateSpec, Image, Journal, JournalError,
-    JournalRead, RollbackCause, Side, State, Transition, TxId, TxnKind, TxnRecord,
+    AuditSpec, Durable, Event, EventKind, FileRecord, GateSpec, GateTarget, Image, Journal,
+    JournalError, JournalRead, Restart, RollbackCause, Scope, Side, State, Transition, TxId,
+    TxnKind, TxnRecord,
 };
+use crate::services::{NoServices, Services};
 use crate::signals::{Interrupts, NoInterrupts};
+use kharden_kubelet_config::ConfigChange;
 use kharden_manifest::Change;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -67,28 +72,93 @@ pub trait Progress {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// Does this file state hold that image (`None`: absent)? The one comparison of a file with
-/// a side of its transaction, used by the engine, `kharden rollback` and recovery.
-pub fn holds(found: Option<&FileState>, image: Option<&Image>) -> bool {
+/// A managed file as found, read as its record's scope needs: the contents (a contents
+/// change), or the inode's identity and metadata (a metadata change, which never reads a
+/// file whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Contents(FileState),
+    Inode(Inode),
+}
+
+impl Found {
+    /// The identity hash: of the contents, or the inode's ([`Inode::hash`]).
+    pub fn hash(&self) -> [u8; 32] {
+        match self {
+            Found::Contents(f) => hash(&f.contents),
+            Found::Inode(i) => i.hash,
+        }
+    }
+
+    pub fn meta(&self) -> FileMeta {
+        match self {
+            Found::Contents(f) => f.meta,
+            Found::Inode(i) => i.meta,
+        }
+    }
+}
+
+/// Does this file hold that side of its transaction (`None`: absent)? The one comparison of
+/// a file with a side, used by the engine, `kharden rollback` and recovery: the contents for
+/// a contents change, the identity and the metadata for a metadata change.
+pub fn holds(found: Option<&Found>, image: Option<&Image>) -> bool {
     match (found, image) {
         (None, None) => true,
-        (Some(f), Some(i)) => hash(&f.contents) == i.hash,
+        (Some(Found::Contents(f)), Some(i)) => hash(&f.contents) == i.hash,
+        (Some(Found::Inode(n)), Some(i)) => n.hash == i.hash && n.meta == i.meta,
         _ => false,
     }
+}
+
+/// What a plan does to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// New contents; `None` deletes the file.
+    Contents(Option<Vec<u8>>),
+    /// New mode, owner and group; the contents stay.
+    Metadata(FileMeta),
 }
 
 /// One file of a plan.
 #[derive(Debug, Clone)]
 pub struct FileOp {
     pub path: PathBuf,
-    /// New contents; `None` deletes the file.
-    pub after: Option<Vec<u8>>,
-    /// The contents the caller computed `after` from (`None`: the file was absent). The
-    /// transaction is refused when the file changed since.
+    pub target: Target,
+    /// The contents the caller computed the target from, as their hash (`None`: the file was
+    /// absent). The transaction is refused when the file changed since.
     pub expect_before: Option<Option<[u8; 32]>>,
+    /// The metadata the caller computed the target from (a metadata change never loosens:
+    /// the caller removed bits from what it read). Refused when it changed since.
+    pub expect_meta: Option<FileMeta>,
+    /// Flag changes (a static pod manifest, or the kubelet's flags in an environment file).
     pub changes: Vec<Change>,
+    /// `KubeletConfiguration` settings changed (a config file or a drop-in).
+    pub settings: Vec<ConfigChange>,
     /// A static pod manifest whose component the gate must see restarted.
     pub gated: bool,
+}
+
+impl FileOp {
+    /// Write `after` to `path` (`None`: delete it).
+    pub fn contents(path: impl Into<PathBuf>, after: Option<Vec<u8>>) -> FileOp {
+        FileOp {
+            path: path.into(),
+            target: Target::Contents(after),
+            expect_before: None,
+            expect_meta: None,
+            changes: Vec::new(),
+            settings: Vec::new(),
+            gated: false,
+        }
+    }
+
+    /// Set the mode, owner and group of `path`.
+    pub fn metadata(path: impl Into<PathBuf>, meta: FileMeta) -> FileOp {
+        FileOp {
+            target: Target::Metadata(meta),
+            ..FileOp::contents(path, None)
+        }
+    }
 }
 
 /// Choices an operator makes about a transaction.
@@ -112,6 +182,8 @@ pub struct Plan {
     pub gate: GateSpec,
     pub audit: AuditSpec,
     pub options: PlanOptions,
+    /// The service to restart after writing each side (the kubelet).
+    pub restart: Option<Restart>,
 }
 
 /// What a rollback proved about the restored component.
@@ -181,7 +253,9 @@ impl Outcome {
                 RollbackCause::GateFailed => exit::ROLLED_BACK_GATE,
                 RollbackCause::AuditFailed => exit::ROLLED_BACK_AUDIT,
                 RollbackCause::Interrupted => exit::INTERRUPTED,
-                RollbackCause::WriteFailed | RollbackCause::Recovery => exit::ERROR,
+                RollbackCause::WriteFailed
+                | RollbackCause::Recovery
+                | RollbackCause::RestartFailed => exit::ERROR,
             },
             Outcome::NeedsManual { .. } => exit::NEEDS_MANUAL,
             Outcome::LeftOpen { .. } => exit::INTERRUPTED,
@@ -209,6 +283,8 @@ pub enum TxnError {
     Durable(#[from] DurableError),
     #[error("{path}: changed since it was read; nothing was written")]
     Changed { path: PathBuf },
+    #[error("{path}: does not exist; there is no mode or owner to change. Nothing was changed")]
+    Absent { path: PathBuf },
     #[error("transaction {txid} is {state}, not committed: only a committed transaction can be rolled back")]
     NotCommitted { txid: TxId, state: State },
     #[error(
@@ -256,6 +332,7 @@ pub struct Engine<'a> {
     pub clock: &'a dyn Clock,
     pub interrupts: &'a dyn Interrupts,
     pub progress: &'a dyn Progress,
+    pub services: &'a dyn Services,
     /// [`PlanOptions::force`] of the plan being run (or `kharden recover --force`): a
     /// rollback may write over a file that matches neither side.
     force: std::cell::Cell<bool>,
@@ -276,10 +353,13 @@ fn side_image(f: &FileRecord, side: Side) -> Option<&Image> {
     }
 }
 
-fn expect_of(img: Option<&Image>) -> Expect {
-    match img {
-        None => Expect::Absent,
-        Some(i) => Expect::Contents(i.hash),
+/// Whether a transaction has something for its gate to prove: a restarted static pod, the
+/// restarted kubelet, or processes that must stay up through a change that restarts nothing.
+pub fn has_gate(rec: &TxnRecord) -> bool {
+    match rec.gate.target {
+        GateTarget::StaticPods => rec.files.iter().any(|f| f.gated) || !rec.gate.keep.is_empty(),
+        GateTarget::Kubelet { .. } => true,
+        GateTarget::Nothing => !rec.gate.keep.is_empty(),
     }
 }
 
@@ -302,6 +382,7 @@ impl<'a> Engine<'a> {
             clock,
             interrupts: &NoInterrupts,
             progress: &NoProgress,
+            services: &NoServices,
             force: std::cell::Cell::new(false),
         }
     }
@@ -319,6 +400,20 @@ impl<'a> Engine<'a> {
     pub fn with_interrupts(mut self, interrupts: &'a dyn Interrupts) -> Engine<'a> {
         self.interrupts = interrupts;
         self
+    }
+
+    pub fn with_services(mut self, services: &'a dyn Services) -> Engine<'a> {
+        self.services = services;
+        self
+    }
+
+    /// What `f` holds now, read as its scope needs.
+    pub fn find(&self, f: &FileRecord) -> Result<Option<Found>, TxnError> {
+        let path = Path::new(&f.path);
+        Ok(match f.scope {
+            Scope::Contents => self.storage.read(path)?.map(Found::Contents),
+            Scope::Metadata { .. } => self.storage.inode(path)?.map(Found::Inode),
+        })
     }
 
     fn now_ms(&self) -> u64 {
@@ -350,7 +445,13 @@ impl<'a> Engine<'a> {
             Err(
                 e @ (TxnError::Unresolved { .. }
                 | TxnError::HardLinked { .. }
-                | TxnError::TooLarge { .. }),
+                | TxnError::TooLarge { .. }
+                | TxnError::Absent { .. }
+                | TxnError::Durable(
+                    DurableError::Symlink { .. }
+                    | DurableError::NotRegular { .. }
+                    | DurableError::NotFileOrDirectory { .. },
+                )),
             ) => {
                 let id = self.refuse(kind, summary, e.to_string())?;
                 tracing::info!(txid = id, "refused: {e}");
@@ -375,59 +476,15 @@ impl<'a> Engine<'a> {
                     path: op.path.clone(),
                 });
             }
-            let current = self.storage.read(&op.path)?;
-            if let Some(expect) = op.expect_before {
-                if current.as_ref().map(|c| hash(&c.contents)) != expect {
-                    return Err(TxnError::Changed {
-                        path: op.path.clone(),
-                    });
+            let record = match &op.target {
+                Target::Contents(after) => {
+                    self.plan_contents(op, after, &plan.options, &mut blobs)?
                 }
-            }
-            let same = match (&current, &op.after) {
-                (None, None) => true,
-                (Some(c), Some(a)) => &c.contents == a,
-                _ => false,
+                Target::Metadata(meta) => self.plan_metadata(op, *meta)?,
             };
-            if same {
-                continue;
+            if let Some(record) = record {
+                files.push(record);
             }
-            if let Some(c) = &current {
-                if c.nlink > 1 && !plan.options.split_hardlinks {
-                    return Err(TxnError::HardLinked {
-                        path: op.path.clone(),
-                        nlink: c.nlink,
-                    });
-                }
-            }
-            if let Some(a) = &op.after {
-                let limit = crate::durable::MAX_FILE_BYTES;
-                if a.len() as u64 > limit {
-                    return Err(TxnError::TooLarge {
-                        path: op.path.clone(),
-                        len: a.len() as u64,
-                        limit,
-                    });
-                }
-            }
-            let meta = current
-                .as_ref()
-                .map(|c| c.meta)
-                .unwrap_or(FileMeta::NEW_FILE);
-            let before = current.as_ref().map(|c| image(&c.contents, c.meta));
-            let after = op.after.as_ref().map(|a| image(a, meta));
-            if let Some(c) = current {
-                blobs.push(c.contents);
-            }
-            if let Some(a) = &op.after {
-                blobs.push(a.clone());
-            }
-            files.push(FileRecord {
-                path: op.path.to_string_lossy().into_owned(),
-                before,
-                after,
-                changes: op.changes.clone(),
-                gated: op.gated,
-            });
         }
         if files.is_empty() {
             return Ok(None);
@@ -448,6 +505,7 @@ impl<'a> Engine<'a> {
             state: State::Prepared,
             rollback_cause: None,
             reason: None,
+            restart: plan.restart,
             temp_tag: new_temp_tag(),
         };
         let blob_refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
@@ -458,6 +516,108 @@ impl<'a> Engine<'a> {
         // A choice of this run, not journaled (recovery has its own --force).
         self.force.set(plan.options.force);
         Ok(Some(rec))
+    }
+
+    /// The record of a contents change (`None`: it changes nothing). Both sides' contents
+    /// go to `blobs`.
+    fn plan_contents(
+        &self,
+        op: &FileOp,
+        after: &Option<Vec<u8>>,
+        options: &PlanOptions,
+        blobs: &mut Vec<Vec<u8>>,
+    ) -> Result<Option<FileRecord>, TxnError> {
+        let current = self.storage.read(&op.path)?;
+        if let Some(expect) = op.expect_before {
+            if current.as_ref().map(|c| hash(&c.contents)) != expect {
+                return Err(TxnError::Changed {
+                    path: op.path.clone(),
+                });
+            }
+        }
+        let same = match (&current, after) {
+            (None, None) => true,
+            (Some(c), Some(a)) => &c.contents == a,
+            _ => false,
+        };
+        if same {
+            return Ok(None);
+        }
+        if let Some(c) = &current {
+            if c.nlink > 1 && !options.split_hardlinks {
+                return Err(TxnError::HardLinked {
+                    path: op.path.clone(),
+                    nlink: c.nlink,
+                });
+            }
+        }
+        if let Some(a) = after {
+            let limit = crate::durable::MAX_FILE_BYTES;
+            if a.len() as u64 > limit {
+                return Err(TxnError::TooLarge {
+                    path: op.path.clone(),
+                    len: a.len() as u64,
+                    limit,
+                });
+            }
+        }
+        let meta = current
+            .as_ref()
+            .map(|c| c.meta)
+            .unwrap_or(FileMeta::NEW_FILE);
+        let before = current.as_ref().map(|c| image(&c.contents, c.meta));
+        let after_img = after.as_ref().map(|a| image(a, meta));
+        if let Some(c) = current {
+            blobs.push(c.contents);
+        }
+        if let Some(a) = after {
+            blobs.push(a.clone());
+        }
+        Ok(Some(FileRecord {
+            path: op.path.to_string_lossy().into_owned(),
+            before,
+            after: after_img,
+            changes: op.changes.clone(),
+            settings: op.settings.clone(),
+            gated: op.gated,
+            scope: Scope::Contents,
+        }))
+    }
+
+    /// The record of a metadata change (`None`: the file already has that metadata). Nothing
+    /// of the contents is kept but their hash, the file's identity.
+    fn plan_metadata(&self, op: &FileOp, meta: FileMeta) -> Result<Option<FileRecord>, TxnError> {
+        let Some(found) = self.storage.inode(&op.path)? else {
+            return Err(TxnError::Absent {
+                path: op.path.clone(),
+            });
+        };
+        let changed = op.expect_before.is_some_and(|e| e != Some(found.hash))
+            || op.expect_meta.is_some_and(|m| m != found.meta);
+        if changed {
+            return Err(TxnError::Changed {
+                path: op.path.clone(),
+            });
+        }
+        if found.meta == meta {
+            return Ok(None);
+        }
+        let side = |meta| Image {
+            hash: found.hash,
+            len: found.len,
+            meta,
+        };
+        Ok(Some(FileRecord {
+            path: op.path.to_string_lossy().into_owned(),
+            before: Some(side(found.meta)),
+            after: Some(side(meta)),
+            changes: Vec::new(),
+            settings: Vec::new(),
+            gated: false,
+            scope: Scope::Metadata {
+                directory: found.directory,
+            },
+        }))
     }
 
     /// A transaction that ended NeedsManual handed its files to a person: kharden no longer
@@ -563,9 +723,17 @@ impl<'a> Engine<'a> {
         let started_after = (written > 0).then_some(write_started);
         let mut state = rec.state;
         self.advance(id, &mut state, State::Applied)?;
-        let gated = rec.files.iter().any(|f| f.gated);
+        if let Some(service) = &rec.restart {
+            if let Err(why) = self.restart_service(id, service, Side::After)? {
+                return self.rollback(
+                    id,
+                    RollbackCause::RestartFailed,
+                    format!("restarting {} failed: {why}", service.unit),
+                );
+            }
+        }
         let mut running_argv = None;
-        let gate_ran = rec.gate.enabled && gated;
+        let gate_ran = rec.gate.enabled && has_gate(&rec);
         if gate_ran {
             self.advance(id, &mut state, State::Gating)?;
             let contents = self.side_contents(&rec, Side::After)?;
@@ -686,13 +854,9 @@ impl<'a> Engine<'a> {
         tracing::error!(txid = rec.id, "journal failed mid-transaction: {e}");
         let mut restored = true;
         for (i, f) in rec.files.iter().enumerate().rev() {
-            let path = Path::new(&f.path);
-            let current = match self.storage.read(path) {
-                Ok(c) => c,
-                Err(_) => {
-                    restored = false;
-                    continue;
-                }
+            let Ok(current) = self.find(f) else {
+                restored = false;
+                continue;
             };
             if holds(current.as_ref(), f.before.as_ref()) {
                 continue;
@@ -702,16 +866,13 @@ impl<'a> Engine<'a> {
                 restored = false;
                 continue;
             }
-            let r = match (&contents[i], &f.before) {
-                (Some(bytes), Some(img)) => self.storage.replace(
-                    path,
-                    bytes,
-                    &current.as_ref().map(|c| c.meta).unwrap_or(img.meta),
-                    &self.temp_name(rec),
-                    expect_of(f.after.as_ref()),
-                ),
-                _ => self.storage.remove(path, expect_of(f.after.as_ref())),
-            };
+            let r = self.put(
+                rec,
+                f,
+                Side::Before,
+                current.as_ref(),
+                contents.get(i).and_then(Option::as_deref),
+            );
             restored &= r.is_ok();
         }
         Err(TxnError::JournalMidway {
@@ -719,6 +880,44 @@ impl<'a> Engine<'a> {
             restored,
             source: e,
         })
+    }
+
+    /// Put one file on `side`, from what was just found there (which must be the other side,
+    /// or, in a forced rollback, whatever the conflict check kept). `bytes`: the side's
+    /// contents (contents changes only; `None` deletes).
+    fn put(
+        &self,
+        rec: &TxnRecord,
+        f: &FileRecord,
+        side: Side,
+        current: Option<&Found>,
+        bytes: Option<&[u8]>,
+    ) -> Result<(), DurableError> {
+        let path = Path::new(&f.path);
+        let img = side_image(f, side);
+        match (f.scope, current, img) {
+            (Scope::Metadata { .. }, Some(Found::Inode(now)), Some(im)) => {
+                self.storage.set_meta(path, &im.meta, now)
+            }
+            // Gone (or not what a metadata change reads): nothing to set it on.
+            (Scope::Metadata { .. }, _, _) => Err(DurableError::Moved {
+                path: path.to_path_buf(),
+            }),
+            (Scope::Contents, _, _) => {
+                let expect = match current {
+                    None => Expect::Absent,
+                    Some(c) => Expect::Contents(c.hash()),
+                };
+                match (bytes, img) {
+                    (Some(bytes), Some(im)) => {
+                        let meta = current.map(Found::meta).unwrap_or(im.meta);
+                        self.storage
+                            .replace(path, bytes, &meta, &self.temp_name(rec), expect)
+                    }
+                    _ => self.storage.remove(path, expect),
+                }
+            }
+        }
     }
 
     /// Record progress to `to` unless already there (a resumed transaction may be further on).
@@ -748,11 +947,15 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// The contents of each file on one side, from the journal's blobs (`None`: absent).
+    /// The contents of each file on one side, from the journal's blobs (`None`: absent, or
+    /// a metadata change, whose contents are not kept).
     fn side_contents(&self, rec: &TxnRecord, side: Side) -> Result<Vec<Option<Vec<u8>>>, TxnError> {
         rec.files
             .iter()
             .map(|f| {
+                if f.is_metadata() {
+                    return Ok(None);
+                }
                 side_image(f, side)
                     .map(|i| self.journal.blob(&i.hash))
                     .transpose()
@@ -768,29 +971,55 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Files of `rec` that hold neither side. Their current contents are kept in the journal
-    /// (blob table) and a conflict event is recorded for each, before anything else.
+    /// The events that record `f` holding neither side: the conflict, with what was found
+    /// kept in the journal (a contents change's contents, in the blob table) or described (a
+    /// metadata change's identity and metadata). Returns the hash the conflict names.
+    pub(crate) fn conflict_events(
+        &self,
+        f: &FileRecord,
+        found: Option<&Found>,
+    ) -> Result<(Option<[u8; 32]>, Vec<EventKind>), TxnError> {
+        let kept = match found {
+            Some(Found::Contents(c)) => Some(self.journal.keep_blob(&c.contents)?),
+            Some(Found::Inode(n)) => Some(n.hash),
+            None => None,
+        };
+        let mut events = vec![EventKind::Conflict {
+            path: f.path.clone(),
+            found: kept,
+        }];
+        if let Some(Found::Inode(n)) = found {
+            let same = f.before.as_ref().is_some_and(|b| b.hash == n.hash);
+            events.push(EventKind::Note(format!(
+                "{}: found {} {}",
+                f.path,
+                n.meta,
+                if same {
+                    "(contents unchanged)"
+                } else if n.directory {
+                    "(a directory where the transaction had a file)"
+                } else {
+                    "(contents changed since the transaction read them)"
+                }
+            )));
+        }
+        Ok((kept, events))
+    }
+
+    /// Files of `rec` that hold neither side, with a durable conflict record for each, before
+    /// anything else happens to them.
     fn find_conflicts(&self, rec: &TxnRecord) -> Result<Conflicts, TxnError> {
         let mut out = Vec::new();
         for f in &rec.files {
-            let current = self.storage.read(Path::new(&f.path))?;
+            let current = self.find(f)?;
             if holds(current.as_ref(), f.before.as_ref())
                 || holds(current.as_ref(), f.after.as_ref())
             {
                 continue;
             }
-            let found = match &current {
-                Some(c) => Some(self.journal.keep_blob(&c.contents)?),
-                None => None,
-            };
-            self.event(
-                rec.id,
-                EventKind::Conflict {
-                    path: f.path.clone(),
-                    found,
-                },
-                Durable::Yes,
-            )?;
+            let (found, events) = self.conflict_events(f, current.as_ref())?;
+            self.journal
+                .add_events(rec.id, events, Durable::Yes, self.now_ms())?;
             out.push((f.path.clone(), found));
         }
         Ok(Conflicts(out))
@@ -815,82 +1044,49 @@ impl<'a> Engine<'a> {
             Side::After => (0..rec.files.len()).collect(),
             Side::Before => (0..rec.files.len()).rev().collect(),
         };
-        let from = match side {
-            Side::After => Side::Before,
-            Side::Before => Side::After,
-        };
         for i in order {
             let f = &rec.files[i];
             let path = Path::new(&f.path);
             let img = side_image(f, side);
-            let current = self.storage.read(path)?;
+            let current = self.find(f)?;
             if holds(current.as_ref(), img) {
                 // Found, not written: make sure it is on disk before a state is journaled on
                 // its strength (see `Storage::sync`).
                 self.storage.sync(path)?;
                 continue;
             }
-            // Expect what was just read: the other side, or (forced rollback) whatever the
-            // conflict check kept in the journal.
-            let expect = if holds(current.as_ref(), side_image(f, from)) {
-                expect_of(side_image(f, from))
-            } else {
-                Expect::of(current.as_ref().map(|c| c.contents.as_slice()))
-            };
-            let result = match (&contents[i], img) {
-                (Some(bytes), Some(im)) => {
-                    let meta = current.as_ref().map(|c| c.meta).unwrap_or(im.meta);
-                    self.storage
-                        .replace(path, bytes, &meta, &self.temp_name(rec), expect)
-                }
-                _ => self.storage.remove(path, expect),
-            };
+            let result = self.put(
+                rec,
+                f,
+                side,
+                current.as_ref(),
+                contents.get(i).and_then(Option::as_deref),
+            );
             match result {
                 // Another writer changed it in the instant between the check above and the
                 // rename: nothing of ours is on disk yet, so this is a refusal, not a failure.
                 Err(DurableError::Moved { .. }) if side == Side::After && written == 0 => {
-                    let found = self
-                        .storage
-                        .read(path)?
-                        .map(|c| self.journal.keep_blob(&c.contents))
-                        .transpose()?;
-                    self.event(
-                        rec.id,
-                        EventKind::Conflict {
-                            path: f.path.clone(),
-                            found,
-                        },
-                        Durable::Yes,
-                    )?;
+                    let now = self.find(f)?;
+                    let (found, events) = self.conflict_events(f, now.as_ref())?;
+                    self.journal
+                        .add_events(rec.id, events, Durable::Yes, self.now_ms())?;
                     return Ok(Err(Conflicts(vec![(f.path.clone(), found)])));
                 }
                 Err(e) => return Err(e.into()),
                 Ok(()) => {}
             }
-            match img {
-                Some(_) => {
-                    written += 1;
-                    self.event(
-                        rec.id,
-                        EventKind::FileWritten {
-                            path: f.path.clone(),
-                            side,
-                        },
-                        Durable::Later,
-                    )?;
-                }
-                None => {
-                    written += 1;
-                    self.event(
-                        rec.id,
-                        EventKind::FileRemoved {
-                            path: f.path.clone(),
-                            side,
-                        },
-                        Durable::Later,
-                    )?;
-                }
-            }
+            written += 1;
+            let kind = match img {
+                Some(_) => EventKind::FileWritten {
+                    path: f.path.clone(),
+                    side,
+                },
+                None => EventKind::FileRemoved {
+                    path: f.path.clone(),
+                    side,
+                },
+            };
+            self.event(rec.id, kind, Durable::Later)?;
         }
         Ok(Ok(written))
     }
@@ -1009,6 +1205,40 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Restart the transaction's service after `side` was written, and journal it like a
+    /// write. The inner error says why the restart failed.
+    fn restart_service(
+        &self,
+        id: TxId,
+        service: &Restart,
+        side: Side,
+    ) -> Result<Result<(), String>, TxnError> {
+        crate::failpoint::hit("engine.restart.before");
+        match self.services.restart(service) {
+            Ok(detail) => {
+                crate::failpoint::hit("engine.restart.after");
+                self.event(
+                    id,
+                    EventKind::Restarted {
+                        unit: service.unit.clone(),
+                        side,
+                        detail,
+                    },
+                    Durable::Later,
+                )?;
+                Ok(Ok(()))
+            }
+            Err(why) => {
+                self.event(
+                    id,
+                    EventKind::Note(format!("restarting {} failed: {why}", service.unit)),
+                    Durable::Later,
+                )?;
+                Ok(Err(why))
+            }
+        }
+    }
+
     fn needs_manual(&self, id: TxId, manual: String) -> Result<Outcome, TxnError> {
         self.journal.transition(
             id,
@@ -1065,8 +1295,19 @@ impl<'a> Engine<'a> {
             }
         };
         self.remove_temps(&rec);
-        let gated = rec.files.iter().any(|f| f.gated);
-        let verified = if !gated {
+        if let (Some(service), true) = (&rec.restart, gate) {
+            if let Err(why) = self.restart_service(id, service, Side::Before)? {
+                return self.needs_manual(
+                    id,
+                    format!(
+                        "{reason}; the before-contents were restored but restarting {} failed: {why}. Restart it by hand and check it: {}",
+                        service.unit,
+                        names()
+                    ),
+                );
+            }
+        }
+        let verified = if !has_gate(&rec) {
             Verified::RestoredNothingToGate
         } else if !(gate && rec.gate.enabled) {
             Verified::RestoredNotGated
@@ -1133,25 +1374,32 @@ impl<'a> Engine<'a> {
         let mut ops = Vec::new();
         for f in &rec.files {
             let path = PathBuf::from(&f.path);
-            let current = self.storage.read(&path)?;
+            let current = self.find(f)?;
             if !holds(current.as_ref(), f.after.as_ref()) {
                 return Err(TxnError::Diverged {
                     txid: of,
                     path: f.path.clone(),
                 });
             }
-            let before = f
-                .before
-                .as_ref()
-                .map(|b| self.journal.blob(&b.hash))
-                .transpose()?;
-            ops.push(FileOp {
-                path,
-                after: before,
-                expect_before: Some(f.after.as_ref().map(|a| a.hash)),
-                changes: Vec::new(),
-                gated: f.gated,
-            });
+            let op = match (f.scope, &f.before) {
+                (Scope::Metadata { .. }, Some(before)) => FileOp {
+                    expect_before: Some(Some(before.hash)),
+                    expect_meta: f.after.as_ref().map(|a| a.meta),
+                    ..FileOp::metadata(path, before.meta)
+                },
+                _ => FileOp {
+                    expect_before: Some(f.after.as_ref().map(|a| a.hash)),
+                    gated: f.gated,
+                    ..FileOp::contents(
+                        path,
+                        f.before
+                            .as_ref()
+                            .map(|b| self.journal.blob(&b.hash))
+                            .transpose()?,
+                    )
+                },
+            };
+            ops.push(op);
         }
         Ok(Plan {
             kind: TxnKind::Rollback { of },
@@ -1160,10 +1408,26 @@ impl<'a> Engine<'a> {
             gate: GateSpec {
                 container: rec.gate.container.clone(),
                 root: rec.gate.root.clone(),
+                // The sides swap: the new transaction's after is the old one's before.
+                target: match &rec.gate.target {
+                    GateTarget::Kubelet {
+                        healthz_before,
+                        healthz_after,
+                        kubeconfig,
+                        node,
+                    } => GateTarget::Kubelet {
+                        healthz_before: healthz_after.clone(),
+                        healthz_after: healthz_before.clone(),
+                        kubeconfig: kubeconfig.clone(),
+                        node: node.clone(),
+                    },
+                    other => other.clone(),
+                },
                 ..gate
             },
             audit,
             options,
+            restart: rec.restart.clone(),
         })
     }
 }

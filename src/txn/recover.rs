@@ -149,22 +149,16 @@ fn place(
     let (mut before, mut after) = (0, 0);
     let mut conflicts = Vec::new();
     for f in &rec.files {
-        let cur = engine.storage.read(Path::new(&f.path))?;
+        let cur = engine.find(f)?;
         if holds(cur.as_ref(), f.before.as_ref()) {
             before += 1;
         } else if holds(cur.as_ref(), f.after.as_ref()) {
             after += 1;
         } else {
             // Kept in the journal before anything else can happen to it.
-            let found = match &cur {
-                Some(c) => Some(engine.journal.keep_blob(&c.contents)?),
-                None => None,
-            };
+            let (_, found) = engine.conflict_events(f, cur.as_ref())?;
             conflicts.push(f.path.clone());
-            events.push(EventKind::Conflict {
-                path: f.path.clone(),
-                found,
-            });
+            events.extend(found);
         }
     }
     let placement = if !conflicts.is_empty() {
@@ -310,7 +304,8 @@ fn recover_one(
                 .reason
                 .clone()
                 .unwrap_or_else(|| "rollback finished by recovery".into());
-            engine.finish_rollback(rec, cause, reason, policy == Policy::Resume)?
+            let gate = policy == Policy::Resume || restart_in_recovery(engine, &rec)?;
+            engine.finish_rollback(rec, cause, reason, gate)?
         }
         (Committed | RolledBack | NeedsManual | Aborted, _) => {
             // Not reachable through the journal API (terminal states leave the open index);
@@ -334,7 +329,8 @@ fn recover_one(
     Ok(out)
 }
 
-/// Start a rollback of an open transaction and finish it without a gate.
+/// Start a rollback of an open transaction and finish it: without a gate, unless the
+/// transaction restarts a service that is running now ([`restart_in_recovery`]).
 fn restore(engine: &Engine<'_>, id: TxId, why: String, reason: &str) -> Result<Outcome, TxnError> {
     engine.journal.transition(
         id,
@@ -344,7 +340,43 @@ fn restore(engine: &Engine<'_>, id: TxId, why: String, reason: &str) -> Result<O
         super::to_ms(engine.clock.now()),
     )?;
     let rec = engine.journal.get(id)?;
-    engine.finish_rollback(rec, RollbackCause::Recovery, reason.into(), false)
+    let restart = restart_in_recovery(engine, &rec)?;
+    let reason = match (&rec.restart, restart) {
+        (Some(service), true) => format!(
+            "restored by recovery; {} was running, so it was restarted on the restored files and gated",
+            service.unit
+        ),
+        (Some(service), false) => format!(
+            "restored by recovery ({} is not running: it starts on the restored files)",
+            service.unit
+        ),
+        (None, _) => reason.to_string(),
+    };
+    engine.finish_rollback(rec, RollbackCause::Recovery, reason, restart)
+}
+
+/// Whether recovery restarts (and gates) the service of a transaction it rolls back: only
+/// when that service runs now, on the files being restored. At boot, `kharden recover` runs
+/// before the kubelet starts, and restoring the files is all it takes. When the service
+/// manager cannot say, the files are restored without a restart, and the journal says so.
+fn restart_in_recovery(engine: &Engine<'_>, rec: &TxnRecord) -> Result<bool, TxnError> {
+    let Some(service) = &rec.restart else {
+        return Ok(false);
+    };
+    match engine.services.is_active(service) {
+        Ok(active) => Ok(active),
+        Err(why) => {
+            engine.event(
+                rec.id,
+                EventKind::Note(format!(
+                    "recovery could not tell whether {} runs ({why}): the files are restored without a restart; restart it yourself if it runs",
+                    service.unit
+                )),
+                Durable::Later,
+            )?;
+            Ok(false)
+        }
+    }
 }
 
 /// End a transaction in `state` on the strength of what its files hold (nothing to write):

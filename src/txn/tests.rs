@@ -82,11 +82,8 @@ fn plan(ops: Vec<(&str, Option<&[u8]>)>, gate: bool, audit: bool) -> Plan {
         ops: ops
             .into_iter()
             .map(|(p, a)| FileOp {
-                path: PathBuf::from(p),
-                after: a.map(<[u8]>::to_vec),
-                expect_before: None,
-                changes: vec![],
                 gated: p == M,
+                ..FileOp::contents(p, a.map(<[u8]>::to_vec))
             })
             .collect(),
         gate: GateSpec {
@@ -101,6 +98,7 @@ fn plan(ops: Vec<(&str, Option<&[u8]>)>, gate: bool, audit: bool) -> Plan {
             script_timeout_secs: 5,
         },
         options: PlanOptions::default(),
+        restart: None,
     }
 }
 
@@ -478,7 +476,9 @@ fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[
             before: Some(super::image(b, meta)),
             after: Some(super::image(a, meta)),
             changes: vec![],
+            settings: vec![],
             gated: *p == M,
+            scope: crate::journal::Scope::Contents,
         });
         blobs.push(b.to_vec());
         blobs.push(a.to_vec());
@@ -502,6 +502,7 @@ fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[
         state: State::Prepared,
         rollback_cause: None,
         reason: None,
+        restart: None,
         temp_tag: 7,
     };
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
@@ -768,6 +769,17 @@ impl Storage for TimedStorage {
     fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError> {
         self.inner.list(dir)
     }
+    fn inode(&self, path: &Path) -> Result<Option<crate::durable::Inode>, DurableError> {
+        self.inner.inode(path)
+    }
+    fn set_meta(
+        &self,
+        path: &Path,
+        meta: &FileMeta,
+        expect: &crate::durable::Inode,
+    ) -> Result<(), DurableError> {
+        self.inner.set_meta(path, meta, expect)
+    }
 }
 
 #[test]
@@ -913,6 +925,17 @@ impl Storage for RacingStorage {
     fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError> {
         self.inner.list(dir)
     }
+    fn inode(&self, path: &Path) -> Result<Option<crate::durable::Inode>, DurableError> {
+        self.inner.inode(path)
+    }
+    fn set_meta(
+        &self,
+        path: &Path,
+        meta: &FileMeta,
+        expect: &crate::durable::Inode,
+    ) -> Result<(), DurableError> {
+        self.inner.set_meta(path, meta, expect)
+    }
 }
 
 fn racing(at_read: Option<usize>, in_replace: bool) -> RacingStorage {
@@ -1029,4 +1052,468 @@ fn a_signal_during_the_gate_rolls_back_and_a_second_leaves_it_for_recover() {
     // recover finishes it.
     let r = recover(&engine(&j2, &s2, &NoGate, &NoAudit), Policy::Revert, false).unwrap();
     assert_eq!(r.transactions[0].ended, Some(State::RolledBack));
+}
+
+// ---- issue 13: metadata transactions ----
+
+const KEY: &str = "/pki/apiserver.key";
+const PKI: &str = "/pki";
+
+fn meta(mode: u32, uid: u32, gid: u32) -> FileMeta {
+    FileMeta { mode, uid, gid }
+}
+
+/// A node whose key is world-readable and owned by a user, in a 0775 pki directory.
+fn loose_node() -> MemStorage {
+    let s = MemStorage::default();
+    s.put_meta(KEY, b"-----BEGIN KEY-----", meta(0o644, 1000, 1000));
+    s.put_dir(PKI, meta(0o775, 0, 0));
+    s
+}
+
+fn meta_plan(ops: Vec<(&str, FileMeta)>, gate: bool) -> Plan {
+    Plan {
+        ops: ops
+            .into_iter()
+            .map(|(p, m)| FileOp::metadata(p, m))
+            .collect(),
+        gate: GateSpec {
+            enabled: gate,
+            timeout_secs: 60,
+            stable_for_secs: 1,
+            target: crate::journal::GateTarget::Nothing,
+            keep: vec![crate::journal::Kept {
+                component: "kube-apiserver".into(),
+                pid: 42,
+                start_ticks: 7,
+                manifest: Some(M.into()),
+            }],
+            ..Default::default()
+        },
+        ..plan(vec![], false, false)
+    }
+}
+
+#[test]
+fn a_metadata_change_commits_after_its_gate_and_keeps_no_contents() {
+    let (_d, j) = journal();
+    let s = loose_node();
+    let g = ScriptedGate::new(vec![passed()]);
+    let out = engine(&j, &s, &g, &NoAudit)
+        .run(meta_plan(
+            vec![(KEY, meta(0o600, 0, 0)), (PKI, meta(0o755, 0, 0))],
+            true,
+        ))
+        .unwrap();
+    let Outcome::Committed { txid } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(s.meta(KEY), Some(meta(0o600, 0, 0)));
+    assert_eq!(s.meta(PKI), Some(meta(0o755, 0, 0)));
+    assert_eq!(
+        s.get(KEY).unwrap(),
+        b"-----BEGIN KEY-----",
+        "contents untouched"
+    );
+    assert_eq!(
+        *g.1.borrow(),
+        vec![Purpose::Forward],
+        "the keep-alive gate ran"
+    );
+    let rec = j.get(txid).unwrap();
+    assert_eq!(rec.files[0].scope, Scope::Metadata { directory: false });
+    assert_eq!(rec.files[1].scope, Scope::Metadata { directory: true });
+    assert!(j.blob(&hash(b"-----BEGIN KEY-----")).is_err(), "no blob");
+    // Already there: nothing to do, nothing journaled.
+    let n = j.len().unwrap();
+    let again = engine(&j, &s, &NoGate, &NoAudit)
+        .run(meta_plan(vec![(KEY, meta(0o600, 0, 0))], false))
+        .unwrap();
+    assert_eq!(again, Outcome::Unchanged);
+    assert_eq!(j.len().unwrap(), n);
+}
+
+#[test]
+fn a_metadata_change_the_gate_refuses_is_rolled_back_on_every_file() {
+    let (_d, j) = journal();
+    let s = loose_node();
+    let g = ScriptedGate::new(vec![
+        failed("kube-apiserver restarted: lost access to the key"),
+        passed(),
+    ]);
+    let out = engine(&j, &s, &g, &NoAudit)
+        .run(meta_plan(
+            vec![(KEY, meta(0o600, 0, 0)), (PKI, meta(0o755, 0, 0))],
+            true,
+        ))
+        .unwrap();
+    let Outcome::RolledBack {
+        cause, verified, ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(cause, RollbackCause::GateFailed);
+    assert_eq!(verified, Verified::Healthy);
+    assert_eq!(s.meta(KEY), Some(meta(0o644, 1000, 1000)));
+    assert_eq!(s.meta(PKI), Some(meta(0o775, 0, 0)));
+}
+
+#[test]
+fn a_metadata_change_refuses_what_it_cannot_change_and_journals_why() {
+    let (_d, j) = journal();
+    let s = loose_node();
+    s.put_other("/pki/link.key", true);
+    s.put_other("/pki/fifo", false);
+    for (path, what) in [
+        ("/pki/link.key", "symbolic link"),
+        ("/pki/fifo", "FIFO"),
+        ("/pki/absent.key", "does not exist"),
+    ] {
+        let err = engine(&j, &s, &NoGate, &NoAudit)
+            .run(meta_plan(
+                vec![(KEY, meta(0o600, 0, 0)), (path, meta(0o600, 0, 0))],
+                false,
+            ))
+            .unwrap_err();
+        let TxnError::Recorded { txid, inner } = &err else {
+            panic!("{err}")
+        };
+        assert!(inner.to_string().contains(what), "{err}");
+        let rec = j.get(*txid).unwrap();
+        assert_eq!(rec.state, State::Aborted);
+        assert!(rec.reason.unwrap().contains(what));
+        assert_eq!(
+            s.meta(KEY),
+            Some(meta(0o644, 1000, 1000)),
+            "nothing changed"
+        );
+    }
+    // The file changed since the caller planned from it.
+    let err = engine(&j, &s, &NoGate, &NoAudit)
+        .run(Plan {
+            ops: vec![FileOp {
+                expect_meta: Some(meta(0o640, 1000, 1000)),
+                ..FileOp::metadata(KEY, meta(0o600, 0, 0))
+            }],
+            ..meta_plan(vec![], false)
+        })
+        .unwrap_err();
+    assert!(matches!(err, TxnError::Changed { .. }), "{err}");
+    assert_eq!(s.meta(KEY), Some(meta(0o644, 1000, 1000)));
+}
+
+/// A gate during which the key's contents are replaced (a certificate renewal), then fails.
+struct RenewGate<'a>(&'a MemStorage);
+
+impl Gate for RenewGate<'_> {
+    fn wait(&self, req: &GateRequest<'_>, _observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
+        if req.purpose == Purpose::Forward {
+            self.0.put_meta(KEY, b"a renewed key", meta(0o600, 0, 0));
+            return failed("unhealthy");
+        }
+        passed()
+    }
+}
+
+#[test]
+fn a_file_whose_contents_changed_is_a_conflict_of_a_metadata_rollback() {
+    let (_d, j) = journal();
+    let s = loose_node();
+    let g = RenewGate(&s);
+    let out = engine(&j, &s, &g, &NoAudit)
+        .run(meta_plan(
+            vec![(KEY, meta(0o600, 0, 0)), (PKI, meta(0o755, 0, 0))],
+            true,
+        ))
+        .unwrap();
+    let Outcome::NeedsManual { txid, reason } = out else {
+        panic!("{out:?}")
+    };
+    assert!(reason.contains(KEY), "{reason}");
+    // Nothing overwritten: the renewed key keeps its contents and metadata; the directory,
+    // restored before the key was looked at, or left: never half.
+    assert_eq!(s.get(KEY).unwrap(), b"a renewed key");
+    assert_eq!(s.meta(KEY), Some(meta(0o600, 0, 0)));
+    let events = j.events(txid).unwrap();
+    assert!(
+        events.iter().any(|e| matches!(&e.kind,
+        EventKind::Note(n) if n.contains("contents changed"))),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn recovery_puts_every_file_of_a_metadata_change_on_one_side() {
+    let (_d, j) = journal();
+    let s = loose_node();
+    // A crash after the first file was changed, before the second: split.
+    let e = engine(&j, &s, &NoGate, &NoAudit);
+    let rec = e
+        .prepare(meta_plan(
+            vec![(KEY, meta(0o600, 0, 0)), (PKI, meta(0o755, 0, 0))],
+            false,
+        ))
+        .unwrap()
+        .unwrap();
+    let found = s.inode(Path::new(KEY)).unwrap().unwrap();
+    s.set_meta(Path::new(KEY), &meta(0o600, 0, 0), &found)
+        .unwrap();
+    j.transition(rec.id, Transition::to(State::Applied).later(), 2)
+        .unwrap();
+    let r = recover_now(&j, &s, Policy::Revert, false);
+    assert_eq!(r.transactions[0].placement, Placement::Split);
+    assert_eq!(r.transactions[0].action, RecoveryAction::RestoredBefore);
+    assert_eq!(s.meta(KEY), Some(meta(0o644, 1000, 1000)));
+    assert_eq!(s.meta(PKI), Some(meta(0o775, 0, 0)));
+    // A metadata that matches neither side is a conflict: left alone.
+    let (_d2, j2) = journal();
+    let s2 = loose_node();
+    let e2 = engine(&j2, &s2, &NoGate, &NoAudit);
+    let rec2 = e2
+        .prepare(meta_plan(vec![(KEY, meta(0o600, 0, 0))], false))
+        .unwrap()
+        .unwrap();
+    s2.chmod(KEY, meta(0o400, 0, 0));
+    let r2 = recover_now(&j2, &s2, Policy::Revert, false);
+    assert_eq!(r2.transactions[0].action, RecoveryAction::LeftConflict);
+    assert_eq!(s2.meta(KEY), Some(meta(0o400, 0, 0)));
+    let ev = j2.events(rec2.id).unwrap();
+    assert!(ev
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Note(n) if n.contains("0400 0:0"))));
+}
+
+#[test]
+fn the_rollback_command_restores_metadata_and_refuses_a_changed_file() {
+    let (_d, j) = journal();
+    let s = loose_node();
+    let e = engine(&j, &s, &NoGate, &NoAudit);
+    let Outcome::Committed { txid } = e
+        .run(meta_plan(vec![(KEY, meta(0o600, 0, 0))], false))
+        .unwrap()
+    else {
+        panic!()
+    };
+    let p = e
+        .rollback_plan(
+            txid,
+            GateSpec::default(),
+            AuditSpec::default(),
+            PlanOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(p.ops[0].target, Target::Metadata(meta(0o644, 1000, 1000)));
+    assert!(matches!(e.run(p).unwrap(), Outcome::Committed { .. }));
+    assert_eq!(s.meta(KEY), Some(meta(0o644, 1000, 1000)));
+    // Committed again, then changed by hand: the rollback is refused.
+    let Outcome::Committed { txid } = e
+        .run(meta_plan(vec![(KEY, meta(0o600, 0, 0))], false))
+        .unwrap()
+    else {
+        panic!()
+    };
+    s.chmod(KEY, meta(0o640, 0, 0));
+    assert!(matches!(
+        e.rollback_plan(
+            txid,
+            GateSpec::default(),
+            AuditSpec::default(),
+            PlanOptions::default()
+        ),
+        Err(TxnError::Diverged { .. })
+    ));
+}
+
+// ---- issue 14: a service restarted after each write ----
+
+/// A service manager that records its restarts and fails the ones it is told to.
+#[derive(Default)]
+struct ScriptedServices {
+    /// One answer per restart, in order (`true`: it fails); succeeds when empty.
+    fail: RefCell<Vec<bool>>,
+    active: std::cell::Cell<bool>,
+    restarts: std::cell::Cell<usize>,
+}
+
+impl crate::services::Services for ScriptedServices {
+    fn restart(&self, r: &crate::journal::Restart) -> Result<String, String> {
+        self.restarts.set(self.restarts.get() + 1);
+        let fail = {
+            let mut f = self.fail.borrow_mut();
+            if f.is_empty() {
+                false
+            } else {
+                f.remove(0)
+            }
+        };
+        if fail {
+            Err(format!("Job for {} failed", r.unit))
+        } else {
+            Ok("done".into())
+        }
+    }
+    fn is_active(&self, _r: &crate::journal::Restart) -> Result<bool, String> {
+        Ok(self.active.get())
+    }
+}
+
+const CONFIG: &str = "/var/lib/kubelet/config.yaml";
+
+fn kubelet_plan() -> Plan {
+    Plan {
+        ops: vec![FileOp::contents(
+            CONFIG,
+            Some(b"readOnlyPort: 0\n".to_vec()),
+        )],
+        gate: GateSpec {
+            enabled: true,
+            timeout_secs: 60,
+            stable_for_secs: 1,
+            target: crate::journal::GateTarget::Kubelet {
+                healthz_before: "http://127.0.0.1:10248/healthz".into(),
+                healthz_after: "http://127.0.0.1:10248/healthz".into(),
+                kubeconfig: None,
+                node: None,
+            },
+            ..Default::default()
+        },
+        restart: Some(crate::journal::Restart {
+            unit: "kubelet.service".into(),
+            systemctl: "systemctl".into(),
+        }),
+        ..plan(vec![], false, false)
+    }
+}
+
+fn restarted_sides(j: &Journal, id: TxId) -> Vec<Side> {
+    j.events(id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Restarted { side, .. } => Some(side),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_kubelet_change_restarts_then_gates_and_commits() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(CONFIG, b"readOnlyPort: 10255\n");
+    let g = ScriptedGate::new(vec![passed()]);
+    let svc = ScriptedServices::default();
+    let out = engine(&j, &s, &g, &NoAudit)
+        .with_services(&svc)
+        .run(kubelet_plan())
+        .unwrap();
+    let Outcome::Committed { txid } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(svc.restarts.get(), 1);
+    assert_eq!(restarted_sides(&j, txid), vec![Side::After]);
+    assert_eq!(*g.1.borrow(), vec![Purpose::Forward]);
+}
+
+#[test]
+fn a_kubelet_the_gate_refuses_is_restored_restarted_and_proven() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(CONFIG, b"readOnlyPort: 10255\n");
+    let g = ScriptedGate::new(vec![failed("kubelet exited with code 1, twice"), passed()]);
+    let svc = ScriptedServices::default();
+    let out = engine(&j, &s, &g, &NoAudit)
+        .with_services(&svc)
+        .run(kubelet_plan())
+        .unwrap();
+    let Outcome::RolledBack { txid, verified, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(verified, Verified::Healthy);
+    assert_eq!(s.get(CONFIG).unwrap(), b"readOnlyPort: 10255\n");
+    assert_eq!(restarted_sides(&j, txid), vec![Side::After, Side::Before]);
+    assert_eq!(*g.1.borrow(), vec![Purpose::Forward, Purpose::Rollback]);
+}
+
+#[test]
+fn a_failed_restart_rolls_back_and_a_failed_restore_restart_needs_manual() {
+    let (_d, j) = journal();
+    let s = MemStorage::default();
+    s.put(CONFIG, b"readOnlyPort: 10255\n");
+    let svc = ScriptedServices::default();
+    svc.fail.borrow_mut().push(true);
+    let g = ScriptedGate::new(vec![passed()]);
+    let out = engine(&j, &s, &g, &NoAudit)
+        .with_services(&svc)
+        .run(kubelet_plan())
+        .unwrap();
+    let Outcome::RolledBack { cause, .. } = &out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*cause, RollbackCause::RestartFailed);
+    assert_eq!(out.exit_code(), crate::exit::ERROR);
+    assert_eq!(s.get(CONFIG).unwrap(), b"readOnlyPort: 10255\n");
+    assert_eq!(
+        svc.restarts.get(),
+        2,
+        "restarted again on the restored file"
+    );
+
+    let svc = ScriptedServices::default();
+    svc.fail.borrow_mut().extend([true, true]);
+    let out = engine(&j, &s, &ScriptedGate::new(vec![]), &NoAudit)
+        .with_services(&svc)
+        .run(kubelet_plan())
+        .unwrap();
+    let Outcome::NeedsManual { reason, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert!(
+        reason.contains("restarting kubelet.service failed"),
+        "{reason}"
+    );
+    assert_eq!(s.get(CONFIG).unwrap(), b"readOnlyPort: 10255\n");
+}
+
+#[test]
+fn recovery_restarts_the_service_only_when_it_runs() {
+    for active in [false, true] {
+        let (_d, j) = journal();
+        let s = MemStorage::default();
+        s.put(CONFIG, b"readOnlyPort: 10255\n");
+        let svc = ScriptedServices::default();
+        svc.active.set(active);
+        let e = engine(&j, &s, &NoGate, &NoAudit).with_services(&svc);
+        // Killed during the gate: the file is at after, the kubelet restarted on it.
+        let rec = e.prepare(kubelet_plan()).unwrap().unwrap();
+        s.put(CONFIG, b"readOnlyPort: 0\n");
+        for st in [State::Applied, State::Gating] {
+            j.transition(rec.id, Transition::to(st).later(), 2).unwrap();
+        }
+        let g = ScriptedGate::new(vec![passed()]);
+        let e = engine(&j, &s, &g, &NoAudit).with_services(&svc);
+        let r = recover(&e, Policy::Revert, false).unwrap();
+        assert_eq!(r.transactions[0].action, RecoveryAction::RestoredBefore);
+        assert_eq!(s.get(CONFIG).unwrap(), b"readOnlyPort: 10255\n");
+        let rec = j.get(rec.id).unwrap();
+        assert_eq!(rec.state, State::RolledBack);
+        if active {
+            assert_eq!(
+                svc.restarts.get(),
+                1,
+                "running: restarted on the restored file"
+            );
+            assert_eq!(*g.1.borrow(), vec![Purpose::Rollback], "and proven");
+            assert!(rec.reason.unwrap().contains("was running"));
+        } else {
+            assert_eq!(
+                svc.restarts.get(),
+                0,
+                "at boot: it starts on the restored file"
+            );
+            assert!(g.1.borrow().is_empty());
+            assert!(rec.reason.unwrap().contains("is not running"));
+        }
+    }
 }

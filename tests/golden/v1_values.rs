@@ -4,7 +4,7 @@
 //!
 //! Frozen with the format: a later format adds its own values beside these, never edits them.
 
-use kharden::journal::{AuditSpec, EventKind, GateSpec, RoundClass, Side, State};
+use kharden::journal::{AuditSpec, EventKind, GateSpec, GateTarget, RoundClass, Side, State};
 use kharden_manifest::{Change, Mount};
 
 /// The base of every time in the golden journal (ms since the epoch).
@@ -76,6 +76,9 @@ pub fn gate_spec() -> GateSpec {
         root: Some("/host".into()),
         // Format 1 had no --max-crashes: its gates read as waiting for the deadline.
         max_crashes: 0,
+        // Formats 1 and 2 gated static pods only, and watched no other process.
+        target: GateTarget::StaticPods,
+        keep: Vec::new(),
     }
 }
 

@@ -105,12 +105,9 @@ pub fn plan(ops: &[(PathBuf, Option<Vec<u8>>)], gate: bool, audit: bool) -> Plan
         ops: ops
             .iter()
             .map(|(p, a)| FileOp {
-                path: p.clone(),
-                after: a.clone(),
-                expect_before: None,
-                changes: Vec::new(),
                 gated: p.extension().is_some_and(|e| e == "yaml")
                     && p.to_string_lossy().contains("kube-"),
+                ..FileOp::contents(p.clone(), a.clone())
             })
             .collect(),
         gate: GateSpec {
@@ -125,6 +122,7 @@ pub fn plan(ops: &[(PathBuf, Option<Vec<u8>>)], gate: bool, audit: bool) -> Plan
             script_timeout_secs: 5,
         },
         options: kharden::txn::PlanOptions::default(),
+        restart: None,
     }
 }
 

@@ -24,7 +24,10 @@
 //! shared counter, so a crash point is a position in one global order across the journal and
 //! the managed files.
 
-use kharden::durable::{DurableError, Expect, FileMeta, FileState, Storage, TempName};
+use kharden::durable::{
+    hash, DurableError, Expect, FileMeta, FileState, Inode as FileInode, Storage, TempName,
+    DIRECTORY_HASH,
+};
 use std::collections::BTreeMap;
 use std::io;
 use std::ops::Bound;
@@ -248,6 +251,8 @@ pub struct Bugs {
     /// kharden did before issue 11: a power cut during the first run leaves a journal redb
     /// cannot open.
     pub journal_created_in_place: bool,
+    /// `set_meta` skips the file's fsync: a committed chmod/chown can be lost at a power cut.
+    pub skip_meta_fsync: bool,
 }
 
 /// An I/O error the world injects.
@@ -826,6 +831,74 @@ impl Storage for SimStorage {
     fn list(&self, dir: &Path) -> Result<Option<Vec<String>>, DurableError> {
         let w = lock(&self.world);
         Ok(w.live.dirs.get(dir).map(|d| d.keys().cloned().collect()))
+    }
+
+    fn inode(&self, path: &Path) -> Result<Option<FileInode>, DurableError> {
+        let w = lock(&self.world);
+        if w.live.dirs.contains_key(path) {
+            // Directory metadata is not simulated: every directory reads 0755 root:root.
+            return Ok(Some(FileInode {
+                directory: true,
+                hash: DIRECTORY_HASH,
+                len: 0,
+                meta: FileMeta {
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                },
+                nlink: 2,
+            }));
+        }
+        Ok(w.live.file(path).map(|i| FileInode {
+            directory: false,
+            hash: hash(&i.data),
+            len: i.data.len() as u64,
+            meta: i.meta,
+            nlink: 1,
+        }))
+    }
+
+    fn set_meta(
+        &self,
+        path: &Path,
+        meta: &FileMeta,
+        expect: &FileInode,
+    ) -> Result<(), DurableError> {
+        let (dir, name) = split(path).ok_or_else(|| bad(path))?;
+        let mut w = lock(&self.world);
+        if w.live.dirs.contains_key(path) {
+            return Err(io_err(
+                path,
+                "chmod",
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "directory metadata is not simulated",
+                ),
+            ));
+        }
+        let ino = w.live.dirs.get(&dir).and_then(|d| d.get(&name)).copied();
+        let now = w.live.file(path);
+        let same = now.is_some_and(|i| {
+            !expect.directory && hash(&i.data) == expect.hash && i.meta == expect.meta
+        });
+        let (Some(ino), true) = (ino, same) else {
+            return Err(DurableError::Moved {
+                path: path.to_path_buf(),
+            });
+        };
+        // fchown + fchmod on the open descriptor: one metadata effect of the inode.
+        w.begin(OpKind::SetMeta)
+            .map_err(|e| io_err(path, "chmod", e))?;
+        w.effect(Effect::Data {
+            ino,
+            op: DataOp::Meta(*meta),
+        });
+        if !w.bugs.skip_meta_fsync {
+            w.begin(OpKind::FsyncFile)
+                .map_err(|e| io_err(path, "fsync", e))?;
+            w.fsync_ino(ino);
+        }
+        Ok(())
     }
 
     fn sync(&self, path: &Path) -> Result<(), DurableError> {

@@ -6,6 +6,7 @@
 use super::Ctx;
 use crate::cli::args::JournalCommand;
 use crate::cli::{render, Output};
+use kharden::durable::RealStorage;
 use kharden::exit;
 use kharden::journal::{Inspector, Journal, JournalRead, JournalReader, State, TxId};
 use kharden::lock;
@@ -13,6 +14,7 @@ use kharden::report::{
     DiffReport, EventView, FileDiff, LogReport, PruneReport, ResolveReport, ShowReport, TxnView,
     VerifyReport,
 };
+use kharden::users::Names;
 use kharden::{Error, Result};
 use std::time::Duration;
 
@@ -102,12 +104,11 @@ pub fn run(ctx: &Ctx<'_>, cmd: &JournalCommand) -> Result<Output> {
             let j = open_for_read(ctx)?.ok_or_else(|| no_journal(ctx))?;
             let r = j.get(*txid)?;
             let mut files = Vec::new();
+            let names = Names::of_root(&ctx.root, &RealStorage);
             for f in &r.files {
-                let b = f.before.as_ref().map(|i| j.blob(&i.hash)).transpose()?;
-                let a = f.after.as_ref().map(|i| j.blob(&i.hash)).transpose()?;
                 files.push(FileDiff {
                     path: f.path.clone(),
-                    diff: kharden::diff::unified(&f.path, b.as_deref(), a.as_deref()),
+                    diff: kharden::diff::record(&j, f, &names)?,
                 });
             }
             Ok(render::diff(&DiffReport {

@@ -18,7 +18,7 @@ use clap::{ArgMatches, CommandFactory};
 use kharden::audit::{Audit, NoAudit, StandardAudit};
 use kharden::exit;
 use kharden::gate::{Gate, NoGate, ProbeGate};
-use kharden::journal::{AuditSpec, GateSpec};
+use kharden::journal::{AuditSpec, GateSpec, GateTarget};
 use kharden::root::HostRoot;
 use kharden::session::{Session, SessionOptions};
 use kharden::txn::PlanOptions;
@@ -65,6 +65,8 @@ impl Ctx<'_> {
             container: container.map(str::to_string),
             root: self.cli.root.as_ref().map(|p| p.display().to_string()),
             max_crashes: g.max_crashes,
+            target: GateTarget::StaticPods,
+            keep: Vec::new(),
         })
     }
 

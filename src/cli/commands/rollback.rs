@@ -6,6 +6,7 @@ use crate::cli::progress::Spinner;
 use crate::cli::{render, Output};
 use kharden::report::TxnReport;
 use kharden::signals::ProcessSignals;
+use kharden::users::Names;
 use kharden::{Error, Result};
 
 pub fn run(ctx: &Ctx<'_>, a: &RollbackArgs) -> Result<Output> {
@@ -20,15 +21,8 @@ pub fn run(ctx: &Ctx<'_>, a: &RollbackArgs) -> Result<Output> {
         .engine(gate.as_ref(), audit.as_ref(), &spinner)
         .with_interrupts(&signals);
     let plan = engine.rollback_plan(a.txid, gate_spec, audit_spec, plan_options(&a.safety))?;
-    let mut diff = String::new();
-    for op in &plan.ops {
-        let cur = engine.storage.read(&op.path)?.map(|s| s.contents);
-        diff.push_str(&kharden::diff::unified(
-            &op.path.display().to_string(),
-            cur.as_deref(),
-            op.after.as_deref(),
-        ));
-    }
+    let names = Names::of_root(&ctx.root, engine.storage);
+    let diff = kharden::diff::ops(engine.storage, &plan.ops, &names);
     let outcome = engine.run(plan)?;
     Ok(render::txn(&TxnReport::of(
         &outcome,

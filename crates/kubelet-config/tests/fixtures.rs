@@ -1,0 +1,598 @@
+//! Realistic files: kubeadm's `/var/lib/kubelet/config.yaml`, a hand-written file (comments,
+//! 4-space indentation, flow lists, quotes), a CRLF file with a byte-order mark, pretty and
+//! compact JSON; the CIS 4.2 hardening edits on each, snapshotted; and the refusals.
+
+mod common;
+
+use common::{checked, env_checked, fixture, list, set, unset};
+use kharden_kubelet_config::{
+    edit_config, ConfigChange, ConfigDoc, ErrorKind, FlagChange, Format, Scalar,
+};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).unwrap()
+}
+
+/// The benchmark's safe kubelet settings, as `kharden harden` would ask for them.
+fn harden() -> Vec<ConfigChange> {
+    vec![
+        set("authentication.anonymous.enabled", Scalar::Bool(false)),
+        set("authentication.webhook.enabled", Scalar::Bool(true)),
+        set("authorization.mode", Scalar::Str("Webhook".into())),
+        set("readOnlyPort", Scalar::Int(0)),
+        set(
+            "streamingConnectionIdleTimeout",
+            Scalar::Str("4h0m0s".into()),
+        ),
+        set("makeIPTablesUtilChains", Scalar::Bool(true)),
+        set("eventRecordQPS", Scalar::Int(5)),
+        set("rotateCertificates", Scalar::Bool(true)),
+        set(
+            "featureGates.RotateKubeletServerCertificate",
+            Scalar::Bool(true),
+        ),
+        set("protectKernelDefaults", Scalar::Bool(true)),
+        set("podPidsLimit", Scalar::Int(4096)),
+        list(
+            "tlsCipherSuites",
+            &[
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn kubeadm_config_harden() {
+    let input = fixture("kubeadm-config.yaml");
+    let e = checked(&input, &harden()).unwrap();
+    assert_eq!(e.format, Format::Yaml);
+    insta::assert_snapshot!(text(&e.output));
+}
+
+#[test]
+fn kubeadm_config_unset_and_emptied_mapping() {
+    let input = fixture("kubeadm-config.yaml");
+    let e = checked(
+        &input,
+        &[
+            unset("authentication.x509.clientCAFile"),
+            unset("logging"),
+            unset("clusterDNS"),
+            unset("nonexistent.key"),
+        ],
+    )
+    .unwrap();
+    let out = text(&e.output);
+    assert!(out.contains("  x509: {}\n"), "{out}");
+    assert!(!out.contains("logging") && !out.contains("10.96.0.10"));
+    assert!(out.contains("cgroupDriver: systemd\nclusterDomain: cluster.local\n"));
+}
+
+#[test]
+fn kubeadm_config_noop_is_byte_identical() {
+    let input = fixture("kubeadm-config.yaml");
+    let e = checked(
+        &input,
+        &[
+            set("authentication.anonymous.enabled", Scalar::Bool(false)),
+            set("authorization.mode", Scalar::Str("Webhook".into())),
+            set("healthzPort", Scalar::Int(10248)),
+            list("clusterDNS", &["10.96.0.10"]),
+            unset("readOnlyPort"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&e.output),
+        String::from_utf8_lossy(&input)
+    );
+    assert!(e.unchanged());
+}
+
+#[test]
+fn hand_written_harden() {
+    let input = fixture("hand-written.yaml");
+    let mut changes = harden();
+    changes.push(set(
+        "evictionHard[memory.available]",
+        Scalar::Str("100Mi".into()),
+    ));
+    changes.push(set(
+        "authentication.x509.clientCAFile",
+        Scalar::Str("/etc/kubernetes/pki/kubelet-ca.crt".into()),
+    ));
+    changes.push(set("address", Scalar::Str("10.0.3.17".into())));
+    let e = checked(&input, &changes).unwrap();
+    let out = text(&e.output);
+    assert!(out.contains("readOnlyPort: 0   # TODO: close this once the old metrics agent is gone"));
+    assert!(
+        out.contains("    webhook:\n        enabled: true\n"),
+        "{out}"
+    );
+    assert!(out.contains("clientCAFile: '/etc/kubernetes/pki/kubelet-ca.crt'"));
+    assert!(out.contains("memory.available: \"100Mi\""));
+    assert!(out.contains("address: \"10.0.3.17\""));
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn hand_written_shrinking_flow_list_and_feature_gate_map() {
+    let input = fixture("hand-written.yaml");
+    let e = checked(
+        &input,
+        &[
+            list(
+                "tlsCipherSuites",
+                &["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+            ),
+            set(
+                "featureGates.RotateKubeletServerCertificate",
+                Scalar::Bool(true),
+            ),
+        ],
+    )
+    .unwrap();
+    let out = text(&e.output);
+    assert!(out.contains("tlsCipherSuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n"));
+    assert!(out.contains(
+        "featureGates: {GracefulNodeShutdown: true, RotateKubeletServerCertificate: true}"
+    ));
+    let e = checked(&input, &[list("tlsCipherSuites", &[])]).unwrap();
+    assert!(text(&e.output).contains("tlsCipherSuites: []\n"));
+}
+
+#[test]
+fn crlf_bom_keeps_line_endings() {
+    let input = fixture("crlf-bom.yaml");
+    let e = checked(
+        &input,
+        &[
+            set("authentication.anonymous.enabled", Scalar::Bool(false)),
+            list("clusterDNS", &["10.96.0.10", "fd00::a", "10.96.0.11"]),
+            set("eventRecordQPS", Scalar::Int(5)),
+            set("readOnlyPort", Scalar::Int(0)),
+            set("authorization.mode", Scalar::Str("Webhook".into())),
+        ],
+    )
+    .unwrap();
+    let out = text(&e.output);
+    assert!(out.starts_with('\u{feff}'));
+    assert!(!out.replace("\r\n", "").contains('\n'), "{out:?}");
+    insta::assert_snapshot!(out.replace('\r', "<CR>").replace('\u{feff}', "<BOM>"));
+}
+
+#[test]
+fn pretty_json_stays_pretty_json() {
+    let input = fixture("pretty.json");
+    let e = checked(
+        &input,
+        &[
+            set("authentication.anonymous.enabled", Scalar::Bool(false)),
+            set(
+                "authentication.x509.clientCAFile",
+                Scalar::Str("/etc/kubernetes/pki/ca.crt".into()),
+            ),
+            set("authorization.mode", Scalar::Str("Webhook".into())),
+            set("readOnlyPort", Scalar::Int(0)),
+            list(
+                "tlsCipherSuites",
+                &["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+            ),
+            unset("authentication.webhook"),
+            list("clusterDNS", &["10.96.0.10", "10.96.0.11"]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(e.format, Format::Json);
+    insta::assert_snapshot!(text(&e.output));
+}
+
+#[test]
+fn compact_json_stays_compact() {
+    let input = fixture("compact.json");
+    let e = checked(
+        &input,
+        &[
+            set("authentication.anonymous.enabled", Scalar::Bool(false)),
+            set("readOnlyPort", Scalar::Int(0)),
+            set(
+                "featureGates.RotateKubeletServerCertificate",
+                Scalar::Bool(true),
+            ),
+            list(
+                "tlsCipherSuites",
+                &["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"],
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        r#"{"apiVersion":"kubelet.config.k8s.io/v1beta1","kind":"KubeletConfiguration","authentication":{"anonymous":{"enabled":false}},"tlsCipherSuites":["TLS_AES_128_GCM_SHA256","TLS_AES_256_GCM_SHA384"],"readOnlyPort":0,"featureGates":{"RotateKubeletServerCertificate":true}}"#
+    );
+}
+
+#[test]
+fn yaml11_quoting_of_strings() {
+    let input = b"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nauthorization:\n  mode: Webhook\n";
+    for (v, want) in [
+        ("on", "mode: \"on\"\n"),
+        ("0", "mode: \"0\"\n"),
+        ("010", "mode: \"010\"\n"),
+        ("2001-12-14", "mode: \"2001-12-14\"\n"),
+        ("a: b", "mode: \"a: b\"\n"),
+        ("AlwaysAllow", "mode: AlwaysAllow\n"),
+        ("quote\"d", "mode: quote\"d\n"),
+    ] {
+        let e = checked(input, &[set("authorization.mode", Scalar::Str(v.into()))]).unwrap();
+        assert!(text(&e.output).ends_with(want), "{v}: {}", text(&e.output));
+    }
+    // Typed values replace a quoted string plainly.
+    let input = b"kind: KubeletConfiguration\nreadOnlyPort: \"10255\"\n";
+    let e = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "kind: KubeletConfiguration\nreadOnlyPort: 0\n"
+    );
+    // A YAML 1.1 boolean spelled `yes` is rewritten to `true` (both readers agree then).
+    let input = b"kind: KubeletConfiguration\nrotateCertificates: yes\n";
+    let e = checked(input, &[set("rotateCertificates", Scalar::Bool(true))]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "kind: KubeletConfiguration\nrotateCertificates: true\n"
+    );
+}
+
+#[test]
+fn empty_values_final_newlines_and_unsorted_files() {
+    let input = b"kind: KubeletConfiguration\nreadOnlyPort:\nport: 10250";
+    let e = checked(
+        input,
+        &[
+            set("readOnlyPort", Scalar::Int(0)),
+            set("eventRecordQPS", Scalar::Int(5)),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        "kind: KubeletConfiguration\nreadOnlyPort: 0\nport: 10250\neventRecordQPS: 5"
+    );
+    let e = checked(input, &[unset("port")]).unwrap();
+    assert_eq!(text(&e.output), "kind: KubeletConfiguration\nreadOnlyPort:");
+    // A new nested path in a file with no nested mapping: two-space indentation.
+    let e = checked(
+        input,
+        &[set("authentication.anonymous.enabled", Scalar::Bool(false))],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        "kind: KubeletConfiguration\nreadOnlyPort:\nport: 10250\nauthentication:\n  anonymous:\n    enabled: false"
+    );
+}
+
+#[test]
+fn cli_parsing_is_typed_by_the_schema() {
+    let p = |s: &str| ConfigChange::parse_set(s);
+    assert_eq!(
+        p("readOnlyPort=0").unwrap(),
+        set("readOnlyPort", Scalar::Int(0))
+    );
+    assert_eq!(
+        p("read-only-port=0x0").unwrap(),
+        set("readOnlyPort", Scalar::Int(0))
+    );
+    assert_eq!(
+        p("anonymous-auth=false").unwrap(),
+        set("authentication.anonymous.enabled", Scalar::Bool(false))
+    );
+    assert_eq!(
+        p("streamingConnectionIdleTimeout=5m").unwrap(),
+        set("streamingConnectionIdleTimeout", Scalar::Str("5m".into()))
+    );
+    assert_eq!(
+        p("featureGates.RotateKubeletServerCertificate=true").unwrap(),
+        set(
+            "featureGates.RotateKubeletServerCertificate",
+            Scalar::Bool(true)
+        )
+    );
+    assert_eq!(
+        p("tlsCipherSuites=A,B").unwrap(),
+        list("tlsCipherSuites", &["A", "B"])
+    );
+    for bad in [
+        "readOnlyPort=abc",
+        "readOnlyPort=99999999999",
+        "streamingConnectionIdleTimeout=5",
+        "authentication.anonymous.enabled=yes",
+        "hostname-override=node1",
+        "readOnlyport=0",
+        "readOnlyPort",
+        "authorization.mode=a\nb",
+    ] {
+        let e = p(bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Value, "{bad}: {e}");
+    }
+    assert_eq!(
+        ConfigChange::parse_unset("readOnlyPort").unwrap(),
+        unset("readOnlyPort")
+    );
+}
+
+#[test]
+fn refusals_name_the_line_and_the_reason() {
+    let change = [set("authentication.anonymous.enabled", Scalar::Bool(false))];
+    for (file, kind, line) in [
+        ("refuse/anchors.yaml", ErrorKind::Unsupported, 6),
+        ("refuse/merge-key.yaml", ErrorKind::Unsupported, 6),
+        ("refuse/duplicate-key.yaml", ErrorKind::Unsupported, 6),
+        ("refuse/two-documents.yaml", ErrorKind::Unsupported, 5),
+        ("refuse/tagged.yaml", ErrorKind::Unsupported, 3),
+        ("refuse/wrong-kind.yaml", ErrorKind::Type, 1),
+        ("refuse/scalar-authentication.yaml", ErrorKind::Type, 3),
+    ] {
+        let e = edit_config(&fixture(file), &change).unwrap_err();
+        assert_eq!((e.kind, e.line), (kind, Some(line)), "{file}: {e}");
+        assert!(e.to_string().starts_with(&format!("line {line}: ")), "{e}");
+        // The reader refuses the same files.
+        if kind != ErrorKind::Type || file.contains("kind") {
+            assert!(ConfigDoc::parse(&fixture(file))
+                .and_then(|d| d.get(change[0].path()))
+                .is_err());
+        }
+    }
+    let bad = [
+        (b"\xff\xfe".to_vec(), ErrorKind::Syntax),
+        (b"a: [".to_vec(), ErrorKind::Syntax),
+        (b"".to_vec(), ErrorKind::Type),
+        (b"- a\n".to_vec(), ErrorKind::Type),
+        (
+            b"kind: KubeletConfiguration\r".to_vec(),
+            ErrorKind::Unsupported,
+        ),
+        (vec![b' '; 300 * 1024], ErrorKind::TooLarge),
+    ];
+    for (input, kind) in bad {
+        assert_eq!(edit_config(&input, &change).unwrap_err().kind, kind);
+    }
+    let input = b"kind: KubeletConfiguration\nauthorization:\n  mode: |\n    Webhook\n";
+    let e = edit_config(
+        input,
+        &[set("authorization.mode", Scalar::Str("Webhook".into()))],
+    )
+    .unwrap_err();
+    assert_eq!((e.kind, e.line), (ErrorKind::Unsupported, Some(3)));
+    let e = edit_config(input, &[list("authorization", &["x"])]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Type);
+    let e = edit_config(input, &[set("authorization", Scalar::Bool(true))]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Type);
+    let e = edit_config(input, &[set("x", Scalar::Str("a\u{7}".into()))]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Value);
+    // Found by fuzzing: `apiVersion` and `kind` are not settings.
+    for p in ["apiVersion", "kind"] {
+        let e = edit_config(input, &[list(p, &[])]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Value);
+    }
+}
+
+#[test]
+fn env_files_harden() {
+    let kubeadm = fixture("env/kubeadm-flags.env");
+    let e = env_checked(
+        &kubeadm,
+        &["KUBELET_KUBEADM_ARGS"],
+        &[FlagChange::Set {
+            name: "rotate-certificates".into(),
+            value: "true".into(),
+            append_to: None,
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9 --rotate-certificates=true\"\n"
+    );
+    let default = fixture("env/default-kubelet");
+    let e = env_checked(
+        &default,
+        &["KUBELET_EXTRA_ARGS"],
+        &[
+            FlagChange::Set {
+                name: "read-only-port".into(),
+                value: "0".into(),
+                append_to: None,
+            },
+            FlagChange::Unset {
+                name: "anonymous-auth".into(),
+            },
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        "# Managed by the node image. Extra arguments for the kubelet.\nKUBELET_EXTRA_ARGS=--node-ip=10.0.3.17 --read-only-port=0\n"
+    );
+    let sys = fixture("env/sysconfig-kubelet");
+    let e = env_checked(
+        &sys,
+        &["KUBELET_EXTRA_ARGS"],
+        &[FlagChange::Set {
+            name: "feature-gates".into(),
+            value: "RotateKubeletServerCertificate=true".into(),
+            append_to: None,
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        "# /etc/sysconfig/kubelet\nKUBELET_EXTRA_ARGS='--node-labels=node.kubernetes.io/pool=gpu,tier=batch --feature-gates=RotateKubeletServerCertificate=true'\n"
+    );
+    assert_eq!(e.replaced.len(), 1);
+}
+
+/// Found by fuzzing (`kubelet_config_edit`): a new key that sorts before every key of a sorted
+/// file goes first, and a second insertion after it keeps the bytes between them (the property
+/// helper used to misread a leading pure insertion).
+#[test]
+fn new_first_key_in_a_sorted_file() {
+    let input = b"authorization: {}\nkind: KubeletConfiguration\nreadOnlyPort: 0\nzeta: 1\n";
+    let e = checked(
+        input,
+        &[
+            list("tlsCipherSuites", &["TLS_AES_128_GCM_SHA256"]),
+            list("anonymous", &[]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        "anonymous: []\nauthorization: {}\nkind: KubeletConfiguration\nreadOnlyPort: 0\ntlsCipherSuites:\n  - TLS_AES_128_GCM_SHA256\nzeta: 1\n"
+    );
+    assert_eq!(e.replaced, vec![0..0, 61..61]);
+}
+
+/// Found by fuzzing: in a YAML flow mapping written with JSON's `"key":value` (no blank after the
+/// colon), a new *plain* key still needs `: ` (`x:"on"` would be one plain scalar).
+#[test]
+fn flow_mapping_with_json_separators_and_plain_keys() {
+    let input = b"{\"apiVersion\":\"kubelet.config.k8s.io/v1beta1\", kind: KubeletConfiguration,\n  \"readOnlyPort\": 10255\n}\n";
+    let e = checked(
+        input,
+        &[
+            set("authorization.mode", Scalar::Str("on".into())),
+            set("x", Scalar::Str("on".into())),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        // The keys are sorted: `authorization` goes after `apiVersion`.
+        "{\"apiVersion\":\"kubelet.config.k8s.io/v1beta1\",\n  authorization: {\n    mode: \"on\"\n  }, kind: KubeletConfiguration,\n  \"readOnlyPort\": 10255,\n  x: \"on\"\n}\n"
+    );
+}
+
+/// Found by fuzzing: a tagged block mapping (`!!map`) was taken for a flow mapping, so a key
+/// inserted after it landed inside the next mapping.
+#[test]
+fn insertion_after_a_tagged_block_mapping() {
+    let input = b"apiVersion: kubelet.config.k8s.io/v1beta1\nauthentication: !!map\n  anonymous:\n    enabled: true\nevictionHard:\n  memory.available: 100Mi\n";
+    let e = checked(input, &[set("cgroupDriver", Scalar::Str("systemd".into()))]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nauthentication: !!map\n  anonymous:\n    enabled: true\ncgroupDriver: systemd\nevictionHard:\n  memory.available: 100Mi\n"
+    );
+}
+
+/// Found by fuzzing: an implicit null in a flow mapping (`{a: 1, b}`) has no text; saphyr gives
+/// it the span of the token after it.
+#[test]
+fn flow_mapping_with_an_implicit_null_entry() {
+    let input = b"{\n  \"kind\": \"KubeletConfiguration\",\n  \"b\": 1,\n  healthz\n}\n";
+    let e = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "{\n  \"kind\": \"KubeletConfiguration\",\n  \"b\": 1,\n  healthz,\n  readOnlyPort: 0\n}\n"
+    );
+    let e = checked(input, &[unset("healthz")]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "{\n  \"kind\": \"KubeletConfiguration\",\n  \"b\": 1\n}\n"
+    );
+}
+
+/// Found by fuzzing: a tagged empty value (`"readOnlyPort":!10255` is the tag `!10255` on an
+/// empty scalar) ends where its tag ends.
+#[test]
+fn tagged_empty_value_in_a_flow_mapping() {
+    let input = b"{\n  \"kind\": \"KubeletConfiguration\",\n  \"readOnlyPort\":!10255\n}\n";
+    let e = checked(
+        input,
+        &[set("tlsMinVersion", Scalar::Str("VersionTLS12".into()))],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        "{\n  \"kind\": \"KubeletConfiguration\",\n  \"readOnlyPort\":!10255,\n  tlsMinVersion: VersionTLS12\n}\n"
+    );
+    let e = edit_config(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+}
+
+/// Found by fuzzing: a block list whose only item is empty (`-` at the end of a CRLF file
+/// without a final newline) still ends after its dash.
+#[test]
+fn list_with_an_empty_item_at_the_end() {
+    let input = b"\xef\xbb\xbfkind: KubeletConfiguration\r\nauthentication:\r\n  anonymous:\r\nx:\r\n  clusterDNS:\r\n  -";
+    let e = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "\u{feff}kind: KubeletConfiguration\r\nauthentication:\r\n  anonymous:\r\nx:\r\n  clusterDNS:\r\n  -\r\nreadOnlyPort: 0"
+    );
+}
+
+/// Found by fuzzing: a key starting with `?` is quoted (libyaml reads `{?x: 1}` otherwise).
+#[test]
+fn keys_starting_with_indicators_are_quoted() {
+    let input = b"{\neadOnlyPort\":'10255,\nauthen: {\n  enablPort: 5\n}\n}\n";
+    let e = checked(input, &[set("auth_tius.?nabled", Scalar::Bool(false))]).unwrap();
+    assert!(
+        text(&e.output).contains("\"?nabled\": false"),
+        "{}",
+        text(&e.output)
+    );
+    let e = checked(
+        b"kind: KubeletConfiguration\n",
+        &[set(":x", Scalar::Str("?y".into()))],
+    )
+    .unwrap();
+    assert_eq!(
+        text(&e.output),
+        "kind: KubeletConfiguration\n\":x\": \"?y\"\n"
+    );
+}
+
+/// Found by fuzzing: an empty value whose `:` is followed by a comment (`"k":# c`) ends after
+/// the colon, and new text before a `#` keeps it a comment.
+#[test]
+fn empty_value_before_a_comment_in_a_flow_mapping() {
+    let input = b"{\n  \"kind\": \"KubeletConfiguration\",\n  \"readOnlyPort\":# 10255\n}\n";
+    let e = checked(input, &[list("tlsCipherSuites", &["TLS_AES"])]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "{\n  \"kind\": \"KubeletConfiguration\",\n  \"readOnlyPort\":,\n  tlsCipherSuites: [TLS_AES] # 10255\n}\n"
+    );
+    let e = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "{\n  \"kind\": \"KubeletConfiguration\",\n  \"readOnlyPort\": 0 # 10255\n}\n"
+    );
+}
+
+/// Found by fuzzing: separators with tabs (`"k":<TAB>{`) are not copied (a new entry gets `: `).
+#[test]
+fn tabs_in_flow_separators_are_not_copied() {
+    let input = b"{\n ymous\":\t{\n  },KubeletConfiadOnlyPort\": 10256\n}\n";
+    let e = checked(
+        input,
+        &[
+            set("authorizan.mode", Scalar::Str("on".into())),
+            set("authen.enablPort", Scalar::Int(5)),
+        ],
+    )
+    .unwrap();
+    assert!(!text(&e.output).contains(":\t\""), "{}", text(&e.output));
+}
+
+/// Found by fuzzing: a mapping with a complex key (`? {kind: ...}`) is refused: new keys would
+/// land inside the key.
+#[test]
+fn complex_keys_are_refused() {
+    let input = b"?\n  \"kind\": \"KubeletConfiguration\"\n";
+    let e = edit_config(input, &[list("tlsCipherSuites", &["A"])]).unwrap_err();
+    assert_eq!((e.kind, e.line), (ErrorKind::Unsupported, Some(2)));
+}
