@@ -114,6 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             settings: Vec::new(),
             gated,
             scope: Scope::Contents,
+            controls: Vec::new(),
         };
 
     // 1: pruned later (committed apply).
@@ -345,6 +346,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         settings: Vec::new(),
                         gated: false,
                         scope: Scope::Metadata { directory: false },
+                        controls: vec!["1.1.20".into(), "1.1.19".into()],
                     },
                     FileRecord {
                         path: "/etc/kubernetes/pki".into(),
@@ -354,6 +356,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         settings: Vec::new(),
                         gated: false,
                         scope: Scope::Metadata { directory: true },
+                        controls: vec!["1.1.19".into()],
                     },
                 ],
                 None,

@@ -52,4 +52,50 @@ for f in "${srcs[@]}"; do
         n=$((n + 3))
     done
 done
+# kubelet-config targets: the crate's fixtures, each with two change lines after a NUL byte
+# (see fuzz_targets/kubelet_config_edit.rs and kubelet_env_edit.rs for the layout).
+kdir="$root/crates/kubelet-config/tests/fixtures"
+mkdir -p "$out/kubelet_config_edit" "$out/kubelet_env_edit"
+kchanges=(
+    "set readOnlyPort=i:0"
+    "set authentication.anonymous.enabled=b:false"
+    "set featureGates.RotateKubeletServerCertificate=b:true"
+    "set authorization.mode=s:on"
+    "unset authentication.x509.clientCAFile"
+    "list tlsCipherSuites=TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384"
+    "list clusterDNS="
+    "set evictionHard[memory.available]=s:100Mi"
+    "set streamingConnectionIdleTimeout=s:4h0m0s"
+)
+k=0
+for f in "$kdir"/*.yaml "$kdir"/*.json "$kdir"/*.conf "$kdir"/refuse/*.yaml; do
+    [ -f "$f" ] || continue
+    b="$(basename "$f")"
+    for i in 0 1 2; do
+        j=$(( (k + i * 4) % ${#kchanges[@]} ))
+        j2=$(( (j + 1) % ${#kchanges[@]} ))
+        { cat "$f"; printf '\0%s\n%s' "${kchanges[$j]}" "${kchanges[$j2]}"; } > "$out/kubelet_config_edit/$b.$i"
+    done
+    k=$((k + 1))
+done
+envchanges=(
+    "set read-only-port=0"
+    "unset anonymous-auth"
+    "set feature-gates=RotateKubeletServerCertificate=true"
+    "set node-labels=a=b c >KUBELET_EXTRA_ARGS"
+    "unset pod-infra-container-image"
+    "set v=2 >A"
+)
+k=0
+for f in "$kdir"/env/*; do
+    [ -f "$f" ] || continue
+    b="$(basename "$f")"
+    for i in 0 1 2 3; do
+        j=$(( (k + i) % ${#envchanges[@]} ))
+        j2=$(( (j + 2) % ${#envchanges[@]} ))
+        { cat "$f"; printf '\0%s\n%s' "${envchanges[$j]}" "${envchanges[$j2]}"; } > "$out/kubelet_env_edit/$b.$i"
+    done
+    k=$((k + 1))
+done
+echo "fuzz/make_seeds.sh: $(ls "$out/kubelet_config_edit" | wc -l) kubelet_config_edit seeds, $(ls "$out/kubelet_env_edit" | wc -l) kubelet_env_edit seeds"
 echo "fuzz/make_seeds.sh: $n edit seeds, $(ls "$out/inspect" | wc -l) inspect seeds"

@@ -20,7 +20,7 @@ fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(edit inspect)
+    targets=(edit inspect kubelet_config_edit kubelet_env_edit)
 fi
 
 # Seeds: our own fixtures and generated variants, plus the shared corpus when present.

@@ -25,7 +25,7 @@
 //!
 //! Nothing is written. [`undone_controls`] gives `kharden harden` the controls to re-apply.
 
-use crate::durable::{hash, Storage};
+use crate::durable::Storage;
 use crate::error::Result;
 use crate::exit;
 use crate::journal::{Image, JournalRead, State, TxId, TxnKind};
@@ -142,14 +142,20 @@ struct Applied {
     txid: TxId,
     controls: Vec<String>,
     changes: Vec<Change>,
+    /// A change of the file's mode and owner only.
+    metadata: bool,
     /// The benchmark the control ids are of.
     bench: &'static kharden_catalog::Benchmark,
 }
 
 #[derive(Debug, Default)]
 struct PathState {
-    /// The latest committed transaction on the path, and its sides.
+    /// The latest committed transaction on the path, and its sides (of either scope: both
+    /// carry the contents' hash and the mode and owner expected).
     committed: Option<(TxId, Option<Image>, Option<Image>)>,
+    /// The after side of the latest committed change of the contents: the bytes expected
+    /// (a metadata change keeps no contents in the journal).
+    contents: Option<Option<Image>>,
     applied: Vec<Applied>,
     open: Option<TxId>,
     needs_manual: Option<TxId>,
@@ -269,13 +275,22 @@ pub fn drift<J: JournalRead>(journal: &J, storage: &dyn Storage) -> Result<Drift
             match rec.state {
                 State::Committed => {
                     st.committed = Some((rec.id, f.before.clone(), f.after.clone()));
+                    if !f.is_metadata() {
+                        st.contents = Some(f.after.clone());
+                    }
                     st.needs_manual = None;
                     match &rec.kind {
                         TxnKind::Rollback { of } => st.applied.retain(|a| a.txid != *of),
                         TxnKind::Harden { .. } | TxnKind::Apply => st.applied.push(Applied {
                             txid: rec.id,
-                            controls: txn_controls.clone(),
+                            // The file's own controls when the transaction recorded them.
+                            controls: if f.controls.is_empty() {
+                                txn_controls.clone()
+                            } else {
+                                f.controls.clone()
+                            },
                             changes: f.changes.clone(),
+                            metadata: f.is_metadata(),
                             bench,
                         }),
                     }
@@ -337,9 +352,13 @@ fn judge<J: JournalRead>(
         meta_change: None,
         note: None,
     };
-    let expected = match &after {
-        Some(img) => Some(journal.blob(&img.hash)?),
-        None => None,
+    // The bytes expected: the latest committed contents, when they are still the file's
+    // identity (a metadata change since kept them).
+    let expected = match st.contents.as_ref().and_then(Option::as_ref) {
+        Some(img) if after.as_ref().is_some_and(|a| a.hash == img.hash) => {
+            Some(journal.blob(&img.hash)?)
+        }
+        _ => None,
     };
     // What kharden still expects of the file: the changes its last contents hold.
     let expected_flags = expected.as_deref().and_then(flags_of);
@@ -359,7 +378,11 @@ fn judge<J: JournalRead>(
         controls.extend(controls_of(c, a));
     }
     for a in st.applied.iter().filter(|a| a.changes.is_empty()) {
-        controls.extend(controls_writing(path, a));
+        if a.metadata {
+            controls.extend(a.controls.iter().cloned());
+        } else {
+            controls.extend(controls_writing(path, a));
+        }
     }
     file.controls = controls.into_iter().collect();
     file.controls.sort_by_key(|id| kharden_catalog::id_key(id));
@@ -377,17 +400,31 @@ fn judge<J: JournalRead>(
         ));
         return Ok(file);
     }
-    let current = match storage.read(std::path::Path::new(path)) {
-        Ok(s) => s,
+    // Identity and metadata first (a directory, a key: never read whole); the contents only
+    // for a diff.
+    let inode = match storage.inode(std::path::Path::new(path)) {
+        Ok(i) => i,
         Err(e) => {
             file.status = FileStatus::Changed;
-            file.note = Some(format!("cannot be read as a managed file: {e}"));
+            file.note = Some(format!("cannot be examined as a managed file: {e}"));
             return Ok(file);
         }
     };
-    let cur_hash = current.as_ref().map(|s| hash(&s.contents));
+    let cur_hash = inode.map(|i| i.hash);
     let same_contents = cur_hash == after.as_ref().map(|i| i.hash);
-    let meta_change = match (&current, &after) {
+    let current = match inode {
+        Some(i) if !i.directory => match storage.read(std::path::Path::new(path)) {
+            Ok(s) => s.map(|s| (s.contents, i.meta)),
+            Err(e) => {
+                file.status = FileStatus::Changed;
+                file.note = Some(format!("cannot be read as a managed file: {e}"));
+                return Ok(file);
+            }
+        },
+        Some(i) => Some((Vec::new(), i.meta)),
+        None => None,
+    };
+    let meta_change = match (&inode, &after) {
         (Some(c), Some(a)) if c.meta != a.meta => {
             Some(format!("{} -> {}", meta_text(&a.meta), meta_text(&c.meta)))
         }
@@ -401,11 +438,15 @@ fn judge<J: JournalRead>(
         file.diff = crate::diff::unified(
             path,
             expected.as_deref(),
-            current.as_ref().map(|s| s.contents.as_slice()),
+            current.as_ref().map(|(c, _)| c.as_slice()),
         );
     }
-    let at_before = cur_hash == before.as_ref().map(|i| i.hash);
-    let now_flags = current.as_ref().and_then(|s| flags_of(&s.contents));
+    let metadata_record = before
+        .as_ref()
+        .zip(after.as_ref())
+        .is_some_and(|(b, a)| b.hash == a.hash);
+    let at_before = !metadata_record && cur_hash == before.as_ref().map(|i| i.hash);
+    let now_flags = current.as_ref().and_then(|(c, _)| flags_of(c));
     for (a, c) in &expecting {
         if now_flags.as_ref().is_some_and(|f| c.holds_in(f)) {
             continue;
@@ -426,8 +467,36 @@ fn judge<J: JournalRead>(
             });
         }
     }
+    // A mode or owner kharden set that the file no longer has: the controls it implemented
+    // are undone when their rule no longer holds (a mode tightened further by hand still
+    // satisfies "600 or more restrictive").
+    if let (Some(c), Some(a)) = (&inode, &after) {
+        if c.meta != a.meta {
+            for ap in st.applied.iter().filter(|ap| ap.metadata) {
+                for id in &ap.controls {
+                    let fix = ap.bench.check(id).and_then(|k| k.file_fix());
+                    let holds = fix.is_some_and(|fx| {
+                        fx.allowed_mode.is_none_or(|m| c.meta.mode & !m == 0)
+                            && (fx.owner.is_none()
+                                || (c.meta.uid, c.meta.gid) == (a.meta.uid, a.meta.gid))
+                    });
+                    if !holds {
+                        file.undone.push(Undone {
+                            control: Some(id.clone()),
+                            change: "mode and owner".into(),
+                            txid: ap.txid,
+                        });
+                    }
+                }
+            }
+        }
+    }
     if at_before || current.is_none() {
-        for a in st.applied.iter().filter(|a| a.changes.is_empty()) {
+        for a in st
+            .applied
+            .iter()
+            .filter(|a| a.changes.is_empty() && !a.metadata)
+        {
             for id in controls_writing(path, a) {
                 file.undone.push(Undone {
                     control: Some(id),
@@ -460,7 +529,7 @@ fn judge<J: JournalRead>(
     } else if same_contents {
         // Mode or owner only: back to the before side's is a revert of a metadata change.
         match (&current, &before, &after) {
-            (Some(c), Some(b), Some(a)) if c.meta == b.meta && b.meta != a.meta => {
+            (Some((_, c)), Some(b), Some(a)) if *c == b.meta && b.meta != a.meta => {
                 FileStatus::Reverted
             }
             _ => FileStatus::Changed,

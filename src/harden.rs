@@ -11,10 +11,14 @@
 //! nothing: it is reported as `blocked` with the reason, the other controls go on, and the
 //! command ends with a non-zero exit code.
 
+use crate::assess::gather::scan_node;
+use crate::assess::procs::NodeProcess;
 use crate::assess::{self, ControlResult, Found, SourcePolicy, Unreadable, HARDEN_ORDER};
 use crate::durable::{hash, Storage};
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::files::{self, FilesPlan};
+use crate::journal::GateTarget;
 use crate::journal::{AuditSpec, GateSpec, TxId, TxnKind};
 use crate::root::HostRoot;
 use crate::txn::{Engine, FileOp, Outcome, Plan, PlanOptions, TxnError};
@@ -35,6 +39,8 @@ pub enum Grouping {
 #[derive(Debug, Clone)]
 pub struct HardenRequest {
     pub bench: &'static Benchmark,
+    /// Why this benchmark (the node's version, or the operator's choice), for the report.
+    pub benchmark_reason: String,
     pub manifests_dir: PathBuf,
     pub root: HostRoot,
     /// Only these control ids (empty: all).
@@ -46,7 +52,13 @@ pub struct HardenRequest {
     pub gate: GateSpec,
     pub audit: AuditSpec,
     pub options: PlanOptions,
+    /// The node's running processes (`/proc`): the file checks are planned on what runs, and
+    /// no running component may lose access to a file it uses. Empty: none runs.
+    pub processes: Vec<NodeProcess>,
 }
+
+/// The component name of the steps that change files' metadata.
+pub const FILES: &str = "files";
 
 /// What happened to one unit of work (a control, or a component's controls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -120,6 +132,8 @@ pub struct Reasoned {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HardenReport {
     pub benchmark: &'static str,
+    /// Why this benchmark was used.
+    pub benchmark_reason: String,
     pub dry_run: bool,
     pub passed_before: Vec<&'static str>,
     pub steps: Vec<StepResult>,
@@ -127,6 +141,9 @@ pub struct HardenReport {
     pub not_evaluated: Vec<Reasoned>,
     /// Automatable controls still failing afterwards (not computed for a dry run).
     pub still_failing: Vec<&'static str>,
+    /// Controls kharden had committed, found undone since (`kharden drift`), and fixed again
+    /// by this run.
+    pub reapplied: Vec<String>,
     pub unreadable: Vec<Unreadable>,
     pub exit_code: u8,
 }
@@ -135,7 +152,7 @@ impl HardenRequest {
     /// Refuse unknown control ids before anything else.
     pub fn validate(&self) -> Result<()> {
         for id in self.only.iter().chain(&self.skip) {
-            if self.bench.control(id).is_none() {
+            if self.bench.control(id).is_none() && self.bench.check(id).is_none() {
                 return Err(Error::Usage(format!(
                     "unknown control {id:?} in {}",
                     self.bench.id
@@ -450,6 +467,170 @@ impl Runner<'_, '_> {
     }
 }
 
+/// The file checks (1.1, 4.1): one metadata transaction for all of them (per control with
+/// `--one-per-control`), gated on the processes that use the files; a group they do not
+/// survive is bisected like a component's. Runs before the components: it restarts nothing.
+struct FilesPhase<'r> {
+    req: &'r HardenRequest,
+    plan: FilesPlan,
+    names: crate::users::Names,
+}
+
+impl FilesPhase<'_> {
+    fn new<'r>(req: &'r HardenRequest, storage: &dyn Storage) -> Result<FilesPhase<'r>> {
+        let scan = scan_node(
+            storage,
+            &req.root,
+            &req.manifests_dir,
+            SourcePolicy::Auto,
+            req.processes.clone(),
+        )
+        .map_err(|e| Error::Other(format!("{}: {e}", req.manifests_dir.display())))?;
+        let plan = files::plan(req.bench, &scan, storage, &|id| req.selected(id));
+        let names = crate::users::Names::of_root(&req.root, storage);
+        Ok(FilesPhase { req, plan, names })
+    }
+
+    /// Held controls: the manual ones to the report's manual list, the others (a component
+    /// would lose access, a symlink, ...) as blocked steps.
+    fn report_held(&self, steps: &mut Vec<StepResult>, manual: &mut Vec<Reasoned>) {
+        for h in &self.plan.held {
+            if h.manual {
+                manual.push(Reasoned {
+                    id: h.id,
+                    reason: h.reason.clone(),
+                });
+            } else {
+                steps.push(StepResult {
+                    reason: Some(h.reason.clone()),
+                    exit_code: exit::ERROR,
+                    ..StepResult::new(vec![h.id], FILES, StepOutcome::Blocked)
+                });
+            }
+        }
+    }
+
+    fn groups(&self) -> Vec<Vec<&'static str>> {
+        match self.req.grouping {
+            Grouping::PerComponent => vec![self.plan.controls.clone()],
+            Grouping::PerControl => self.plan.controls.iter().map(|c| vec![*c]).collect(),
+        }
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .collect()
+    }
+
+    /// The plan's changes as metadata diffs, with host paths.
+    fn diff(&self, plan: &FilesPlan) -> String {
+        plan.changes
+            .iter()
+            .map(|c| crate::diff::metadata(&c.host, c.before, c.after, &self.names))
+            .collect()
+    }
+
+    fn dry_run(&self, steps: &mut Vec<StepResult>) {
+        for group in self.groups() {
+            let sub = self.plan.only(&group);
+            steps.push(StepResult {
+                diff: self.diff(&sub),
+                ..StepResult::new(group, FILES, StepOutcome::Planned)
+            });
+        }
+    }
+
+    fn run(&self, engine: &Engine<'_>, steps: &mut Vec<StepResult>) -> Result<Flow> {
+        let mut flow = Flow::Go;
+        for group in self.groups() {
+            match self.solve(engine, &group, steps)? {
+                Flow::Go => {}
+                Flow::Culprit => flow = Flow::Culprit,
+                other => return Ok(other),
+            }
+        }
+        Ok(flow)
+    }
+
+    /// One transaction for `controls`; bisected when the processes that use the files do not
+    /// survive it.
+    fn solve(
+        &self,
+        engine: &Engine<'_>,
+        controls: &[&'static str],
+        steps: &mut Vec<StepResult>,
+    ) -> Result<Flow> {
+        let sub = self.plan.only(controls);
+        if sub.changes.is_empty() {
+            return Ok(Flow::Go);
+        }
+        let ops = sub.ops();
+        let diff = self.diff(&sub);
+        engine.progress.step(&format!(
+            "fixing {} ({} files) ...",
+            controls.join(", "),
+            ops.len()
+        ));
+        let result = engine.run(Plan {
+            kind: TxnKind::Harden {
+                controls: controls.iter().map(|s| s.to_string()).collect(),
+            },
+            summary: format!("harden files: {}", controls.join(", ")),
+            ops,
+            gate: GateSpec {
+                target: GateTarget::Nothing,
+                keep: sub.keep.clone(),
+                ..self.req.gate.clone()
+            },
+            audit: self.req.audit.clone(),
+            options: self.req.options,
+            restart: None,
+        });
+        let mut step = match result {
+            Ok(outcome) => step_of(controls.to_vec(), FILES, &outcome, diff),
+            Err(e @ (TxnError::Recorded { .. } | TxnError::Changed { .. })) => {
+                let reason = e.to_string();
+                let code = Error::from(e).exit_code();
+                steps.push(StepResult {
+                    reason: Some(reason),
+                    exit_code: code,
+                    ..StepResult::new(controls.to_vec(), FILES, StepOutcome::Refused)
+                });
+                return Ok(Flow::Go);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match step.outcome {
+            StepOutcome::RolledBack if controls.len() > 1 => {
+                step.bisected = true;
+                step.exit_code = exit::SUCCESS;
+                steps.push(step);
+                let (left, right) = controls.split_at(controls.len() / 2);
+                let mut flow = Flow::Go;
+                for half in [left, right] {
+                    match self.solve(engine, half, steps)? {
+                        Flow::Go => {}
+                        Flow::Culprit => flow = Flow::Culprit,
+                        other => return Ok(other),
+                    }
+                }
+                Ok(flow)
+            }
+            StepOutcome::RolledBack => {
+                step.culprit = true;
+                steps.push(step);
+                Ok(Flow::Culprit)
+            }
+            StepOutcome::NeedsManual | StepOutcome::Interrupted => {
+                steps.push(step);
+                Ok(Flow::Stop)
+            }
+            _ => {
+                steps.push(step);
+                Ok(Flow::Go)
+            }
+        }
+    }
+}
+
 /// Plan every step without changing anything (`--dry-run`): edits chain in memory.
 pub fn dry_run(req: &HardenRequest, storage: &dyn Storage) -> Result<HardenReport> {
     execute(req, storage, None)
@@ -491,8 +672,31 @@ fn execute(
             reason: r.note.clone().unwrap_or_default(),
         })
         .collect();
+    let mut manual = manual;
+    // What drifted since kharden committed it: fixed again below, and said so.
+    let undone = match engine {
+        Some(e) => crate::drift::undone_controls(e.journal, storage).unwrap_or_default(),
+        None => Vec::new(),
+    };
     let mut steps: Vec<StepResult> = Vec::new();
+    let files_phase = FilesPhase::new(req, storage)?;
+    files_phase.report_held(&mut steps, &mut manual);
+    let files_flow = match engine {
+        None => {
+            files_phase.dry_run(&mut steps);
+            Flow::Go
+        }
+        Some(engine) => files_phase.run(engine, &mut steps)?,
+    };
+    let go_on = match files_flow {
+        Flow::Go | Flow::NextComponent => true,
+        Flow::Culprit => req.keep_going,
+        Flow::Stop => false,
+    };
     'components: for comp in HARDEN_ORDER {
+        if !go_on {
+            break;
+        }
         let Some(f) = before.found.iter().find(|f| f.component == comp) else {
             continue;
         };
@@ -551,24 +755,44 @@ fn execute(
     }
     let still_failing: Vec<&'static str> = if engine.is_some() {
         let after = assess_manifests(req, storage)?;
+        let files_after = FilesPhase::new(req, storage)?;
         after
             .results
             .iter()
             .filter(|r| r.failing() && r.automatable)
             .map(|r| r.id)
+            .chain(files_after.plan.controls.iter().copied())
+            .chain(
+                files_after
+                    .plan
+                    .held
+                    .iter()
+                    .filter(|h| !h.manual)
+                    .map(|h| h.id),
+            )
             .collect()
     } else {
         Vec::new()
     };
     let exit_code = exit_code(&steps);
+    let reapplied: Vec<String> = undone
+        .into_iter()
+        .filter(|id| {
+            steps
+                .iter()
+                .any(|s| s.outcome == StepOutcome::Fixed && s.controls.contains(&id.as_str()))
+        })
+        .collect();
     Ok(HardenReport {
         benchmark: req.bench.id,
+        benchmark_reason: req.benchmark_reason.clone(),
         dry_run: engine.is_none(),
         passed_before,
         steps,
         manual,
         not_evaluated,
         still_failing,
+        reapplied,
         unreadable: before.unreadable,
         exit_code,
     })

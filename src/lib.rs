@@ -27,6 +27,7 @@ pub mod durable;
 pub mod error;
 pub mod exit;
 pub mod failpoint;
+pub mod files;
 pub mod gate;
 pub mod harden;
 pub mod journal;

@@ -8,7 +8,7 @@
 
 use crate::exit;
 use crate::journal::{
-    hex, Event, EventKind, Fault, Image, RollbackCause, State, TxId, TxnKind, TxnRecord,
+    hex, Event, EventKind, Fault, Image, RollbackCause, Scope, State, TxId, TxnKind, TxnRecord,
 };
 use crate::txn::{Outcome, RecoverReport, Verified};
 use serde::Serialize;
@@ -166,9 +166,15 @@ impl ImageView {
 #[derive(Debug, Clone, Serialize)]
 pub struct FileView {
     pub path: String,
+    /// What of the file the transaction changes: its contents, or its mode and owner.
+    pub scope: Scope,
     pub before: Option<ImageView>,
     pub after: Option<ImageView>,
     pub changes: Vec<String>,
+    /// `KubeletConfiguration` settings changed in the file.
+    pub settings: Vec<String>,
+    /// The controls the file's change implements, when recorded per file.
+    pub controls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -240,9 +246,12 @@ impl TxnView {
                 .iter()
                 .map(|f| FileView {
                     path: f.path.clone(),
+                    scope: f.scope,
                     before: ImageView::of(&f.before),
                     after: ImageView::of(&f.after),
                     changes: f.changes.iter().map(ToString::to_string).collect(),
+                    settings: f.settings.iter().map(ToString::to_string).collect(),
+                    controls: f.controls.clone(),
                 })
                 .collect(),
             unresolved,

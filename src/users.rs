@@ -45,10 +45,13 @@ impl Names {
             }
             m
         };
-        Names {
-            users: table(passwd),
-            groups: table(group),
-        }
+        let mut users = table(passwd);
+        let mut groups = table(group);
+        // Id 0 is root on every Linux system, even one whose tables under --root are missing
+        // (a bare image, a test node): as the catalog's account check takes it.
+        users.entry(0).or_insert_with(|| "root".into());
+        groups.entry(0).or_insert_with(|| "root".into());
+        Names { users, groups }
     }
 
     pub fn user(&self, uid: u32) -> String {

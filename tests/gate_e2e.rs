@@ -47,6 +47,10 @@ fn start(node_opts: NodeOptions, tweak: impl FnOnce(&mut KubeletOptions)) -> Sim
         "FAKE_REJECT_FLAGS_FILE".into(),
         reject_file.display().to_string(),
     ));
+    // The fakes see host paths (a file a remediation writes) under the node's root, as a real
+    // pod sees them through its hostPath mounts.
+    opts.env
+        .push(("FAKE_HOST_ROOT".into(), root.display().to_string()));
     tweak(&mut opts);
     let kubelet = KubeletProcess::spawn(&exe, &["__kubelet"], &opts).unwrap();
     let state = root.join("var/lib/kharden");
@@ -354,12 +358,21 @@ fn killing_kharden_during_the_gate_then_recover_reverts() {
     let m = sim.apiserver();
     sim.wait_healthy(&m);
     let before = std::fs::read(&m).unwrap();
-    std::fs::write(&sim.reject_file, "--profiling\n").unwrap();
+    // A change the component accepts, and a stability window long enough to be killed in:
+    // the transaction is still gating when kharden dies (a rejected flag would now be
+    // rolled back within a second, from its crashes).
     let mut child = sim
         .kharden()
         .arg("apply")
         .arg(&m)
-        .args(["--set", "profiling=false", "--health-timeout", "60"])
+        .args([
+            "--set",
+            "profiling=false",
+            "--stable-for",
+            "60",
+            "--health-timeout",
+            "90",
+        ])
         .spawn()
         .unwrap();
     // Wait until the write happened and the gate is waiting.
@@ -387,12 +400,18 @@ fn recover_with_resume_policy_gates_and_audits_again_then_commits() {
     let m = sim.apiserver();
     sim.wait_healthy(&m);
     let before = std::fs::read(&m).unwrap();
-    std::fs::write(&sim.reject_file, "--profiling\n").unwrap();
     let mut child = sim
         .kharden()
         .arg("apply")
         .arg(&m)
-        .args(["--set", "profiling=false", "--health-timeout", "60"])
+        .args([
+            "--set",
+            "profiling=false",
+            "--stable-for",
+            "60",
+            "--health-timeout",
+            "90",
+        ])
         .spawn()
         .unwrap();
     let t0 = Instant::now();
@@ -624,6 +643,90 @@ fn signals_during_the_gate_roll_back_or_leave_the_transaction_for_recover() {
             assert!(err.contains("proven running and healthy"), "{err}");
             assert_eq!(t["state"], "rolled-back");
             assert_eq!(t["rollback_cause"], "Interrupted");
+        }
+        sim.wait_healthy(&m);
+    }
+}
+
+/// Issue 16: harden groups the API server's nine controls into one transaction; when the
+/// component does not survive it, bisection isolates the rejected controls (one, then two)
+/// and commits every other one. The journal holds every transaction tried; the summary names
+/// the culprits with their gate failure.
+#[test]
+fn bisection_isolates_one_and_two_rejected_controls_among_nine() {
+    for rejected in [
+        vec!["--profiling"],
+        vec!["--profiling", "--tls-cipher-suites"],
+    ] {
+        let sim = start(apiserver_only(), |_| {});
+        let m = sim.apiserver();
+        sim.wait_healthy(&m);
+        std::fs::write(&sim.reject_file, rejected.join("\n") + "\n").unwrap();
+        let out = sim
+            .kharden()
+            .args(["-o", "json", "harden", "--skip", "1.2.9", "--keep-going"])
+            .args(["--stable-for", "1", "--health-timeout", "15"])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let steps = report["steps"].as_array().unwrap();
+        let api: Vec<&serde_json::Value> = steps
+            .iter()
+            .filter(|s| s["component"] == "kube-apiserver")
+            .collect();
+        let first = api[0]["controls"].as_array().unwrap().len();
+        assert!(
+            first >= 8,
+            "one group of the API server's controls: {report}"
+        );
+        assert_eq!(api[0]["bisected"], true, "{report}");
+        let culprits: Vec<String> = api
+            .iter()
+            .filter(|s| s["culprit"] == true)
+            .flat_map(|s| s["controls"].as_array().unwrap().iter())
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        let expected: Vec<&str> = rejected
+            .iter()
+            .map(|f| match *f {
+                "--profiling" => "1.2.15",
+                _ => "1.2.29",
+            })
+            .collect();
+        let mut c = culprits.clone();
+        c.sort();
+        assert_eq!(c, expected, "culprits: {report}");
+        for s in api.iter().filter(|s| s["culprit"] == true) {
+            assert!(
+                s["reason"].as_str().unwrap().contains("health gate failed"),
+                "{s}"
+            );
+        }
+        // Every other control is committed and in the manifest; the rejected flags are not.
+        let text = std::fs::read_to_string(&m).unwrap();
+        for f in &rejected {
+            assert!(!text.contains(&format!("{f}=")), "{f} left in:\n{text}");
+        }
+        assert!(text.contains("--audit-log-maxage=30"), "{text}");
+        assert!(text.contains("--service-account-extend-token-expiration=false"));
+        // The journal holds every transaction tried: the group, and the halves of the
+        // bisection; one bad control among n costs at most 1 + 2 * ceil(log2 n).
+        let harden_txns = sim.log()["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["summary"].as_str().unwrap().contains("kube-apiserver"))
+            .count();
+        assert_eq!(
+            harden_txns,
+            api.iter().filter(|s| s["txid"].is_u64()).count(),
+            "every step is a journaled transaction"
+        );
+        if rejected.len() == 1 {
+            assert!(
+                harden_txns <= 1 + 2 * 4,
+                "{harden_txns} transactions for 1 bad of 9"
+            );
         }
         sim.wait_healthy(&m);
     }

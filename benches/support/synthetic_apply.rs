@@ -67,6 +67,7 @@ pub fn record(
             settings: vec![],
             gated: true,
             scope: Scope::Contents,
+            controls: Vec::new(),
         }],
         gate: GateSpec {
             enabled: false,

@@ -201,8 +201,13 @@ pub struct AuditCmdArgs {
 
 #[derive(Debug, Args)]
 pub struct HardenArgs {
-    #[arg(long, default_value = kharden_catalog::DEFAULT_BENCHMARK)]
-    pub benchmark: String,
+    /// The benchmark (cis-1.8 … cis-1.12, cis-2.0); default: chosen from the node's Kubernetes
+    /// version, as `kharden audit` chooses it.
+    #[arg(long, value_name = "ID", conflicts_with = "kubernetes_version")]
+    pub benchmark: Option<String>,
+    /// The Kubernetes version to choose the benchmark from instead of the node's.
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
     /// Only these control ids (comma-separated).

@@ -187,9 +187,16 @@ pub fn log(r: &LogReport) -> Output {
         };
         text.push_str(&format!("{bar}  {}\n", t.summary));
         for f in &t.files {
+            let metadata = matches!(f.scope, kharden::journal::Scope::Metadata { .. });
             let side = |i: &Option<kharden::report::ImageView>| {
                 i.as_ref()
-                    .map(|i| short(&i.hash).to_string())
+                    .map(|i| {
+                        if metadata {
+                            format!("{} {}:{}", i.mode, i.uid, i.gid)
+                        } else {
+                            short(&i.hash).to_string()
+                        }
+                    })
                     .unwrap_or_else(|| "(absent)".into())
             };
             text.push_str(&format!(
@@ -234,7 +241,14 @@ pub fn show(r: &ShowReport) -> Output {
         text.push_str(&format!("  reason: {reason}\n"));
     }
     for f in &t.files {
-        text.push_str(&format!("  file {}\n", f.path));
+        match f.scope {
+            kharden::journal::Scope::Metadata { directory } => text.push_str(&format!(
+                "  {} {} (mode and owner; the contents are its identity, not kept)\n",
+                if directory { "directory" } else { "file" },
+                f.path
+            )),
+            kharden::journal::Scope::Contents => text.push_str(&format!("  file {}\n", f.path)),
+        }
         for (side, img) in [("before", &f.before), ("after", &f.after)] {
             match img {
                 Some(i) => text.push_str(&format!(
@@ -246,6 +260,12 @@ pub fn show(r: &ShowReport) -> Output {
         }
         for c in &f.changes {
             text.push_str(&format!("    change: {c}\n"));
+        }
+        for s in &f.settings {
+            text.push_str(&format!("    setting: {s}\n"));
+        }
+        if !f.controls.is_empty() {
+            text.push_str(&format!("    controls: {}\n", f.controls.join(", ")));
         }
     }
     text.push_str("  events:\n");
@@ -321,6 +341,9 @@ pub fn harden(r: &HardenReport) -> Output {
             ""
         }
     ));
+    if !r.benchmark_reason.is_empty() {
+        text.push_str(&format!("  why: {}\n", r.benchmark_reason));
+    }
     text.push_str(&format!(
         "passed before: {}\n",
         if r.passed_before.is_empty() {
@@ -377,6 +400,12 @@ pub fn harden(r: &HardenReport) -> Output {
         for m in &r.not_evaluated {
             text.push_str(&format!("  {}: {}\n", m.id, m.reason));
         }
+    }
+    if !r.reapplied.is_empty() {
+        text.push_str(&format!(
+            "re-applied after drift (committed before, undone since): {}\n",
+            r.reapplied.join(", ")
+        ));
     }
     if !r.dry_run {
         text.push_str(&format!(

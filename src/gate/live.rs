@@ -18,17 +18,20 @@ use kharden_gate::probe::{
     default_server_name, discover_client_cert, discover_cluster_ca, probe_target_from_pod,
     ClientCertFiles, Scheme, TlsSettings,
 };
-use kharden_gate::{FailReason, GateParams};
+use kharden_gate::{EventSource, FailReason, GateParams, LiveIo, WatchedIo};
 use kharden_manifest::Flags;
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// The probe gate.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ProbeGate {
     pub root: HostRoot,
     /// Poll interval of the gate loop.
     pub poll: Duration,
+    /// Process events started by [`Gate::arm`] before the write, for the next wait.
+    armed: RefCell<Option<EventSource>>,
 }
 
 impl ProbeGate {
@@ -36,6 +39,16 @@ impl ProbeGate {
         ProbeGate {
             root,
             poll: Duration::from_millis(500),
+            armed: RefCell::new(None),
+        }
+    }
+
+    /// The gate's I/O: `/proc`, the probe, and every process start and exit, watched from
+    /// before the write when the gate was armed (else from now).
+    fn io(&self, params: &GateParams) -> WatchedIo<LiveIo> {
+        match self.armed.borrow_mut().take() {
+            Some(source) => WatchedIo::with_source(LiveIo::new(params), source, params),
+            None => WatchedIo::start(LiveIo::new(params), params),
         }
     }
 }
@@ -134,6 +147,14 @@ pub fn params_for(
 }
 
 impl Gate for ProbeGate {
+    fn arm(&self) {
+        match EventSource::start(&self.root.proc_dir()) {
+            Ok(source) => *self.armed.borrow_mut() = Some(source),
+            // The gate starts its own source (or says why there is none) when it runs.
+            Err(e) => tracing::info!("process events not armed before the write: {e}"),
+        }
+    }
+
     fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(&Observation)) -> GateVerdict {
         let clock = InterruptibleClock { req };
         match &req.spec.target {
@@ -184,7 +205,7 @@ impl ProbeGate {
             .flatten()
             .and_then(|m| kharden_manifest::inspect(m, req.spec.container.as_deref()).ok())
             .map(|i| i.argv);
-        let mut io = kharden_gate::LiveIo::new(&params);
+        let mut io = self.io(&params);
         let clock = InterruptibleClock { req };
         let verdict = kharden_gate::run_gate_with(&params, &mut io, &clock, observe);
         if req.interrupted() {

@@ -98,6 +98,10 @@ fn round_class(c: ProbeClass) -> RoundClass {
 }
 
 pub trait Gate {
+    /// Called right before a side is written when a gate will follow: start watching what
+    /// must not be missed (every start and exit of a process, so that a new process that
+    /// crashes within a millisecond of the write is still seen).
+    fn arm(&self) {}
     fn wait(&self, req: &GateRequest<'_>, observe: &mut dyn FnMut(&Observation)) -> GateVerdict;
 }
 

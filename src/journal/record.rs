@@ -131,6 +131,10 @@ pub struct FileRecord {
     /// Whether this file is a static pod manifest whose component the gate watches.
     pub gated: bool,
     pub scope: Scope,
+    /// The controls this file's change implements, when the transaction knows them per file
+    /// (`harden`'s metadata changes: one transaction may set the pki tree for 1.1.19 and its
+    /// keys for 1.1.21); empty otherwise.
+    pub controls: Vec<String>,
 }
 
 impl FileRecord {

@@ -360,7 +360,8 @@ pub mod v2 {
 
 /// Format 3: a file's metadata (mode, owner, group) as a transaction's change, besides its
 /// contents (`FileRecord::scope`); the kubelet's configuration settings a file's change made
-/// (`FileRecord::settings`); a service restarted after each write (`TxnRecord::restart`); the
+/// (`FileRecord::settings`) and the controls it implements (`FileRecord::controls`); a service
+/// restarted after each write (`TxnRecord::restart`); the
 /// gate's target (static pods, the kubelet, nothing) and the processes it keeps watching
 /// (`GateSpec::target`, `GateSpec::keep`). Events and rollback causes are format 2's, with
 /// the variants appended in format 3.
@@ -408,6 +409,7 @@ pub mod v3 {
         pub settings: Vec<Setting>,
         pub gated: bool,
         pub scope: Scope,
+        pub controls: Vec<String>,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -718,6 +720,7 @@ impl From<&domain::FileRecord> for v3::FileRecord {
             settings: f.settings.iter().map(Into::into).collect(),
             gated: f.gated,
             scope: f.scope.into(),
+            controls: f.controls.clone(),
         }
     }
 }
@@ -733,6 +736,7 @@ impl From<v1::FileRecord> for v3::FileRecord {
             settings: Vec::new(),
             gated: f.gated,
             scope: v3::Scope::Contents,
+            controls: Vec::new(),
         }
     }
 }
@@ -752,6 +756,7 @@ impl TryFrom<v3::FileRecord> for domain::FileRecord {
                 .collect::<Result<_, _>>()?,
             gated: f.gated,
             scope: f.scope.into(),
+            controls: f.controls,
         })
     }
 }

@@ -40,6 +40,7 @@ fn file(p: &str, b: &[u8], a: &[u8]) -> FileRecord {
         settings: vec![],
         gated: true,
         scope: Scope::Contents,
+        controls: Vec::new(),
     }
 }
 

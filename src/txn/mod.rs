@@ -110,6 +110,22 @@ pub fn holds(found: Option<&Found>, image: Option<&Image>) -> bool {
     }
 }
 
+/// Whether a file is halfway between the sides of its metadata change, as kharden itself
+/// leaves it when killed between the `fchown` and the `fchmod` of one file: its contents
+/// unchanged, the owner of one side and the mode of the other (a chown also clears the
+/// set-user-ID and set-group-ID bits). Not a conflict: kharden finishes putting it on a side.
+pub fn half_set(found: Option<&Found>, f: &FileRecord) -> bool {
+    let (Some(Found::Inode(n)), Some(b), Some(a)) = (found, &f.before, &f.after) else {
+        return false;
+    };
+    if !f.is_metadata() || n.hash != b.hash {
+        return false;
+    }
+    let owners = [(b.meta.uid, b.meta.gid), (a.meta.uid, a.meta.gid)];
+    let modes = [b.meta.mode, a.meta.mode, b.meta.mode & !0o6000];
+    owners.contains(&(n.meta.uid, n.meta.gid)) && modes.contains(&n.meta.mode)
+}
+
 /// What a plan does to one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -136,6 +152,8 @@ pub struct FileOp {
     pub settings: Vec<ConfigChange>,
     /// A static pod manifest whose component the gate must see restarted.
     pub gated: bool,
+    /// The controls this file's change implements (journaled with the file).
+    pub controls: Vec<String>,
 }
 
 impl FileOp {
@@ -149,6 +167,7 @@ impl FileOp {
             changes: Vec::new(),
             settings: Vec::new(),
             gated: false,
+            controls: Vec::new(),
         }
     }
 
@@ -581,6 +600,7 @@ impl<'a> Engine<'a> {
             settings: op.settings.clone(),
             gated: op.gated,
             scope: Scope::Contents,
+            controls: op.controls.clone(),
         }))
     }
 
@@ -617,6 +637,7 @@ impl<'a> Engine<'a> {
             scope: Scope::Metadata {
                 directory: found.directory,
             },
+            controls: op.controls.clone(),
         }))
     }
 
@@ -688,6 +709,9 @@ impl<'a> Engine<'a> {
         // the rename: kubelet may start the new process within milliseconds of it, before the
         // write call even returns.
         let write_started = self.clock.now();
+        if rec.gate.enabled && has_gate(&rec) {
+            self.gate.arm();
+        }
         let written = match self.write_side(&rec, Side::After) {
             Ok(Ok(n)) => n,
             Ok(Err(conflicts)) => {
@@ -861,7 +885,7 @@ impl<'a> Engine<'a> {
             if holds(current.as_ref(), f.before.as_ref()) {
                 continue;
             }
-            if !holds(current.as_ref(), f.after.as_ref()) {
+            if !holds(current.as_ref(), f.after.as_ref()) && !half_set(current.as_ref(), f) {
                 // Not ours to overwrite: recovery will report it as a conflict.
                 restored = false;
                 continue;
@@ -1014,6 +1038,7 @@ impl<'a> Engine<'a> {
             let current = self.find(f)?;
             if holds(current.as_ref(), f.before.as_ref())
                 || holds(current.as_ref(), f.after.as_ref())
+                || half_set(current.as_ref(), f)
             {
                 continue;
             }
@@ -1269,6 +1294,9 @@ impl<'a> Engine<'a> {
         };
         // Taken before the restore's rename, as in `forward`.
         let write_started = self.clock.now();
+        if gate && rec.gate.enabled && has_gate(&rec) {
+            self.gate.arm();
+        }
         let restored = match self.write_side(&rec, Side::Before) {
             Ok(Ok(n)) => n,
             Ok(Err(conflicts)) => {

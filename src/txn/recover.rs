@@ -12,13 +12,16 @@
 //! | RollingBack             | before or after        | finish the rollback                |
 //! | any                     | a file matches neither | conflict: change nothing, report   |
 //!
+//! A file of a metadata change that kharden itself left halfway (killed between its `fchown`
+//! and its `fchmod`) is on neither side but is no conflict: it counts as split.
+//!
 //! The temp files the journal names for the transaction are removed in every case (and only
 //! those). `Policy::Resume` rolls forward instead (write after, gate and audit again). The
 //! default policy needs no network and runs no gate, so it can run at boot before kubelet:
 //! its rollbacks are recorded as restored but not gated. Every step re-reads the files, so
 //! recovery is idempotent and survives being killed.
 
-use super::{holds, Engine, Outcome, TxnError};
+use super::{half_set, holds, Engine, Outcome, TxnError};
 use crate::durable::TempName;
 use crate::journal::{
     Durable, EventKind, JournalRead, RollbackCause, State, Transition, TxId, TxnRecord,
@@ -41,7 +44,8 @@ pub enum Policy {
 pub enum Placement {
     AllBefore,
     AllAfter,
-    /// Some at before, some at after.
+    /// Some at before, some at after, or a file of a metadata change halfway between (its
+    /// owner set, its mode not yet: [`super::half_set`]).
     Split,
     /// At least one file matches neither side.
     Conflict,
@@ -146,7 +150,7 @@ fn place(
     rec: &TxnRecord,
     events: &mut Vec<EventKind>,
 ) -> Result<(Placement, Vec<String>), TxnError> {
-    let (mut before, mut after) = (0, 0);
+    let (mut before, mut after, mut half) = (0, 0, 0);
     let mut conflicts = Vec::new();
     for f in &rec.files {
         let cur = engine.find(f)?;
@@ -154,6 +158,9 @@ fn place(
             before += 1;
         } else if holds(cur.as_ref(), f.after.as_ref()) {
             after += 1;
+        } else if half_set(cur.as_ref(), f) {
+            // Our own metadata change, killed halfway: on neither side, not a conflict.
+            half += 1;
         } else {
             // Kept in the journal before anything else can happen to it.
             let (_, found) = engine.conflict_events(f, cur.as_ref())?;
@@ -163,6 +170,8 @@ fn place(
     }
     let placement = if !conflicts.is_empty() {
         Placement::Conflict
+    } else if half > 0 {
+        Placement::Split
     } else if after == 0 {
         Placement::AllBefore
     } else if before == 0 {

@@ -479,6 +479,7 @@ fn open_txn(j: &Journal, s: &MemStorage, state: State, files: &[(&str, &[u8], &[
             settings: vec![],
             gated: *p == M,
             scope: crate::journal::Scope::Contents,
+            controls: Vec::new(),
         });
         blobs.push(b.to_vec());
         blobs.push(a.to_vec());
@@ -1516,4 +1517,36 @@ fn recovery_restarts_the_service_only_when_it_runs() {
             assert!(rec.reason.unwrap().contains("is not running"));
         }
     }
+}
+
+#[test]
+fn a_metadata_change_killed_between_chown_and_chmod_is_ours_not_a_conflict() {
+    let (_d, j) = journal();
+    let s = loose_node();
+    let e = engine(&j, &s, &NoGate, &NoAudit);
+    let rec = e
+        .prepare(meta_plan(vec![(KEY, meta(0o600, 0, 0))], false))
+        .unwrap()
+        .unwrap();
+    // The owner set, the mode not yet.
+    s.chmod(KEY, meta(0o644, 0, 0));
+    j.transition(rec.id, Transition::to(State::Applied).later(), 2)
+        .unwrap();
+    let r = recover_now(&j, &s, Policy::Revert, false);
+    assert_eq!(r.transactions[0].placement, Placement::Split);
+    assert_eq!(r.transactions[0].action, RecoveryAction::RestoredBefore);
+    assert_eq!(s.meta(KEY), Some(meta(0o644, 1000, 1000)));
+    // Another owner than either side's is somebody else's: a conflict.
+    let (_d2, j2) = journal();
+    let s2 = loose_node();
+    let e2 = engine(&j2, &s2, &NoGate, &NoAudit);
+    let rec2 = e2
+        .prepare(meta_plan(vec![(KEY, meta(0o600, 0, 0))], false))
+        .unwrap()
+        .unwrap();
+    s2.chmod(KEY, meta(0o644, 5, 5));
+    j2.transition(rec2.id, Transition::to(State::Applied).later(), 2)
+        .unwrap();
+    let r2 = recover_now(&j2, &s2, Policy::Revert, false);
+    assert_eq!(r2.transactions[0].action, RecoveryAction::LeftConflict);
 }

@@ -136,6 +136,28 @@ pub(crate) fn load(text: &str) -> Result<Node, Error> {
             format!("the document is {}, not a mapping", root.what()),
         ));
     };
+    // Explicit `? key` entries: their text layout is not one this crate splices around (new
+    // text after one can become part of the key), so the whole file is refused.
+    let mut stack = vec![&root];
+    while let Some(n) = stack.pop() {
+        match &n.kind {
+            Kind::Map { pairs, .. } => {
+                for (k, v) in pairs {
+                    if tree::explicit_key(text, k) {
+                        return Err(err(
+                            ErrorKind::Unsupported,
+                            Some(k.line),
+                            "an explicit `?` mapping key; refusing to edit or read this file",
+                        ));
+                    }
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            Kind::Seq { items, .. } => stack.extend(items.iter()),
+            _ => {}
+        }
+    }
     for (k, v) in pairs {
         let want = match k.scalar() {
             Some("kind") => "KubeletConfiguration",
@@ -376,7 +398,9 @@ pub(crate) fn mapping_on_path<'t>(node: &'t Node, what: &str) -> Result<&'t [(No
             return Err(err(
                 ErrorKind::Unsupported,
                 Some(k.line),
-                format!("a key in `{what}` carries an anchor, tag or alias"),
+                format!(
+                    "a key in `{what}` is an explicit `?` key or carries an anchor, tag or alias"
+                ),
             ));
         }
         let Some(name) = k.scalar() else {

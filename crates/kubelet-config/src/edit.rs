@@ -266,6 +266,17 @@ fn internal(e: Error) -> Error {
 
 /// Values that cannot be written are refused before anything is planned.
 fn check_change(c: &ConfigChange) -> Result<(), Error> {
+    // A KubeletConfiguration is ~5 levels deep; the tree refuses 64.
+    if c.path().segments().len() > 16 {
+        return Err(err(
+            ErrorKind::Value,
+            None,
+            format!(
+                "the key path has {} keys (at most 16)",
+                c.path().segments().len()
+            ),
+        ));
+    }
     if let Some(first @ ("apiVersion" | "kind")) = c.path().segments().first().map(String::as_str) {
         return Err(err(
             ErrorKind::Value,

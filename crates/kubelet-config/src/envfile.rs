@@ -327,10 +327,14 @@ impl EnvFile {
             }
             i += 1;
         }
-        out.open_end = matches!(
-            st,
-            St::Single | St::Double | St::DoubleEscape | St::ValueEscape | St::CommentEscape
-        );
+        // Still in a value although the file ends with a line break: a backslash continued it.
+        let continued =
+            matches!(st, St::Value | St::PreValue) && b.last().is_some_and(|&c| is_nl(c));
+        out.open_end = continued
+            || matches!(
+                st,
+                St::Single | St::Double | St::DoubleEscape | St::ValueEscape | St::CommentEscape
+            );
         match st {
             St::PreValue
             | St::Value
@@ -1224,7 +1228,7 @@ mod tests {
         // Found by fuzzing: `__x` normalizes to `--x`, which would not be a flag name.
         let e = edit_env_flags(b"A=\n", &["A"], &[set("__x", "1")]).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Value);
-        for open in ["A=\"--x=1", "A='--x=1", "A=--x=1\\", "# c\\"] {
+        for open in ["A=\"--x=1", "A='--x=1", "A=--x=1\\", "# c\\", "2=x\\\n"] {
             let e = edit_env_flags(open.as_bytes(), &["A", "B"], &[set("z", "2")]).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Unsupported, "{open:?}");
         }

@@ -145,6 +145,14 @@ impl Node {
     }
 }
 
+/// Whether a mapping key is written as an explicit `? key` (the `?` indicator before it).
+pub(crate) fn explicit_key(text: &str, k: &Node) -> bool {
+    let before = text[..k.span.start.min(text.len())].trim_end_matches([' ', '\t', '\r', '\n']);
+    before
+        .strip_suffix('?')
+        .is_some_and(|b| b.is_empty() || b.ends_with([' ', '\t', '\r', '\n', '{', ',']))
+}
+
 /// Where a mapping entry's text ends.
 pub(crate) fn pair_end(k: &Node, v: &Node) -> usize {
     k.content_end().max(v.content_end())
@@ -257,8 +265,39 @@ fn block_end(text: &str, start: usize, end: usize) -> usize {
 /// A block collection's start is empty, unless it carries a tag or anchor: then it covers them
 /// (and the blanks after), which must not be mistaken for a flow collection.
 fn opens(text: &str, start: usize, end: usize, bracket: char) -> bool {
-    text.get(start..end)
-        .is_some_and(|s| s.trim_end().ends_with(bracket))
+    let Some(mut s) = text.get(start..end) else {
+        return false;
+    };
+    // Skip the properties (`!tag`, `&anchor`) and blanks; a comment may follow the bracket.
+    loop {
+        s = s.trim_start_matches([' ', '\t', '\r', '\n']);
+        if s.starts_with(['!', '&']) {
+            let n = s.find([' ', '\t', '\r', '\n', '{', '[']).unwrap_or(s.len());
+            s = &s[n..];
+        } else {
+            return s.starts_with(bracket);
+        }
+    }
+}
+
+/// The end of a collection: for a flow one, right after its closing bracket (saphyr's end
+/// event may also cover blanks and a comment after it).
+fn flow_end(text: &str, flow: bool, start: usize, ev: (usize, usize), close: char) -> usize {
+    let (ev_start, ev_end) = ev;
+    let end = ev_end.max(start);
+    if !flow {
+        return end;
+    }
+    // The end event starts on the closing bracket (or on a trailing comma before it).
+    let Some(rest) = text.get(ev_start..) else {
+        return end;
+    };
+    let skipped = rest.trim_start_matches([',', ' ', '\t', '\r', '\n']);
+    if skipped.starts_with(close) {
+        ev_start + (rest.len() - skipped.len()) + 1
+    } else {
+        end
+    }
 }
 
 enum Frame {
@@ -313,6 +352,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Node>, Error> {
             )
         })?;
         let (start, end) = bspan(&span);
+        let ev_start = start;
         let line = line_at(&starts, start);
         let done: Option<Node> = match ev {
             Event::Nothing
@@ -400,7 +440,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Node>, Error> {
                     items,
                 }) => Some(Node {
                     kind: Kind::Seq { flow, items },
-                    span: start..end.max(start),
+                    span: start..flow_end(text, flow, start, (ev_start, end), ']'),
                     line,
                     props,
                 }),
@@ -420,7 +460,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Node>, Error> {
                     }
                     Some(Node {
                         kind: Kind::Map { flow, pairs },
-                        span: start..end.max(start),
+                        span: start..flow_end(text, flow, start, (ev_start, end), '}'),
                         line,
                         props,
                     })

@@ -596,3 +596,81 @@ fn complex_keys_are_refused() {
     let e = edit_config(input, &[list("tlsCipherSuites", &["A"])]).unwrap_err();
     assert_eq!((e.kind, e.line), (ErrorKind::Unsupported, Some(2)));
 }
+
+/// Found by fuzzing: saphyr's end of a flow mapping may cover a comment after its `}`; the
+/// next entry goes right after the brace, before the comment.
+#[test]
+fn entry_after_a_flow_mapping_followed_by_a_comment() {
+    let input = b"{\n  \"a\": {\"mode\": \"x\"} #c\n}\n";
+    let e = checked(input, &[list("clu.x", &["s"])]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "{\n  \"a\": {\"mode\": \"x\"},\n  clu: {\n    x: [s]\n  } #c\n}\n"
+    );
+}
+
+/// Found by fuzzing: a mapping with an explicit `? key` is refused (new keys would land inside
+/// the key's text).
+#[test]
+fn explicit_keys_are_refused() {
+    let input = b"?\n igu \"onfiguration\",\n ";
+    let e = edit_config(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    let e = edit_config(b"? a\n: 1\nb: 2\n", &[set("c", Scalar::Int(0))]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+}
+
+/// Found by fuzzing: a comment right after a flow mapping's `{` (saphyr's start event covers it)
+/// must not make it look like a block mapping.
+#[test]
+fn comment_after_an_opening_brace() {
+    let input = b"{ # a comment\n  \"kind\": \"KubeletConfiguration\",\n  \"port\": 10250\n}\n";
+    let e = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "{ # a comment\n  \"kind\": \"KubeletConfiguration\",\n  \"port\": 10250,\n  readOnlyPort: 0\n}\n"
+    );
+}
+
+/// Found by fuzzing: a `?` that ends the previous value (`a: b?`) is not an explicit key.
+#[test]
+fn question_mark_ending_a_value_is_not_an_explicit_key() {
+    let input = b"kind: KubeletConfiguration\nx: :?\n";
+    let e = checked(input, &[set("zz", Scalar::Int(0))]).unwrap();
+    assert_eq!(
+        text(&e.output),
+        "kind: KubeletConfiguration\nx: :?\nzz: 0\n"
+    );
+}
+
+/// Found by fuzzing: a key path deeper than the parser accepts is refused up front.
+#[test]
+fn very_deep_key_paths_are_refused() {
+    let deep = vec!["a"; 70].join(".");
+    let e = edit_config(
+        b"kind: KubeletConfiguration\n",
+        &[set(&deep, Scalar::Int(0))],
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Value);
+}
+
+/// Found by fuzzing: a dangling `? ` at the end of the file; explicit keys refuse the file.
+#[test]
+fn dangling_explicit_key_is_refused() {
+    let input = b"apiVersion: kubelet.config.k8s.io/v1beta1\nauthentication:\n  anonymous:\n    ? ";
+    let e = edit_config(input, &[list("tlsCipherSuites", &["A"])]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+}
+
+/// Found by fuzzing: flow mappings with trailing commas; a collection ends at its own bracket.
+#[test]
+fn flow_mappings_with_trailing_commas() {
+    let input = b"{\n  \"kind\": \"KubeletConfiguration\",\n  \"authentication\": {\n    \"x\": {\n      \"enabled\": true\n    },\n    },\n \n}\n";
+    let e = checked(input, &[set("zz.mode", Scalar::Str("on".into()))]).unwrap();
+    assert!(
+        text(&e.output).contains("    },\n    },\n  zz: {"),
+        "{}",
+        text(&e.output)
+    );
+}

@@ -69,8 +69,10 @@ pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Ve
             return bad;
         }
     };
-    // The chain, per file: the set of hashes it may hold now.
+    // The chain, per file: the set of hashes it may hold now, and the set of modes and
+    // owners (a contents change keeps them; a metadata change moves them like contents).
     let mut cur: BTreeMap<String, Vec<H>> = BTreeMap::new();
+    let mut metas: BTreeMap<String, Vec<FileMeta>> = BTreeMap::new();
     let pruned = oracle.pruned || txns.first().is_some_and(|t| t.id > 1);
     if !pruned {
         for (p, c) in &oracle.initial {
@@ -80,8 +82,29 @@ pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Ve
             );
         }
     }
+    for (p, c) in &oracle.initial {
+        metas.insert(
+            p.to_string_lossy().into_owned(),
+            vec![c.as_ref().map_or(FileMeta::NEW_FILE, |(_, m)| *m)],
+        );
+    }
     for t in &txns {
         for f in &t.files {
+            if let (true, Some(b), Some(a)) = (f.is_metadata(), &f.before, &f.after) {
+                match metas.get(&f.path) {
+                    Some(allowed) if !pruned && !allowed.contains(&b.meta) => bad.push(format!(
+                        "txn {} ({}): {} before-metadata {} is not what the previous transactions left",
+                        t.id, t.state, f.path, b.meta
+                    )),
+                    _ => {}
+                }
+                let next = match t.state {
+                    State::Committed => vec![a.meta],
+                    State::RolledBack | State::Aborted => vec![b.meta],
+                    _ => vec![b.meta, a.meta],
+                };
+                metas.insert(f.path.clone(), next);
+            }
             let (b, a) = (side(&f.before), side(&f.after));
             match cur.get(&f.path) {
                 Some(allowed) if !allowed.contains(&b) => bad.push(format!(
@@ -133,14 +156,19 @@ pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Ve
             ));
         }
         if let Some(i) = actual {
-            let expected = match oracle.initial.get(p) {
-                Some(Some((_, m))) => *m,
-                _ => FileMeta::NEW_FILE,
-            };
-            if i.meta != expected {
+            let expected = metas
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| vec![FileMeta::NEW_FILE]);
+            if !expected.contains(&i.meta) {
                 bad.push(format!(
-                    "{path}: mode/owner {:?}, expected {:?}",
-                    i.meta, expected
+                    "{path}: mode/owner {}, expected {} (the journal's last word on it)",
+                    i.meta,
+                    expected
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 ));
             }
         }

@@ -126,6 +126,31 @@ pub fn plan(ops: &[(PathBuf, Option<Vec<u8>>)], gate: bool, audit: bool) -> Plan
     }
 }
 
+/// A plan setting the mode and owner of `ops`, gated on one process that must stay up (the
+/// scripted gate answers for it).
+pub fn meta_plan(ops: &[(PathBuf, kharden::durable::FileMeta)], gate: bool) -> Plan {
+    Plan {
+        ops: ops
+            .iter()
+            .map(|(p, m)| FileOp::metadata(p.clone(), *m))
+            .collect(),
+        gate: GateSpec {
+            enabled: gate,
+            timeout_secs: 60,
+            stable_for_secs: 1,
+            target: kharden::journal::GateTarget::Nothing,
+            keep: vec![kharden::journal::Kept {
+                component: "etcd".into(),
+                pid: 4242,
+                start_ticks: 1,
+                manifest: None,
+            }],
+            ..Default::default()
+        },
+        ..plan(&[], false, false)
+    }
+}
+
 /// Open the journal on the world's journal file.
 pub fn open_journal(world: &Shared) -> Result<Journal, JournalError> {
     if !lock(world).journal_exists() {

@@ -5,7 +5,8 @@
 //! and visible.
 
 use crate::explore::Scenario;
-use crate::harness::{manifest, plan, FixedAudit, ScriptedGate};
+use crate::harness::{manifest, meta_plan, plan, FixedAudit, ScriptedGate};
+use kharden::durable::FileMeta;
 use kharden::journal::{AuditSpec, GateSpec};
 use std::path::PathBuf;
 
@@ -181,6 +182,54 @@ pub fn first_run() -> Scenario {
     }
 }
 
+/// The metadata of three files in two directories: two chmods and a chown.
+fn tightened() -> Vec<(PathBuf, FileMeta)> {
+    let m = |mode, uid, gid| FileMeta { mode, uid, gid };
+    vec![
+        (apiserver(), m(0o600, 0, 0)),
+        (policy(), m(0o600, 0, 0)),
+        (scheduler(), m(0o640, 1000, 1000)),
+    ]
+}
+
+fn three_files() -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    vec![
+        (apiserver(), Some(body(0, 1500))),
+        (policy(), Some(body(7, 900))),
+        (scheduler(), Some(body(3, 1100))),
+    ]
+}
+
+/// A metadata transaction over three files commits: each chmod/chown is durable only once
+/// its inode is synced.
+pub fn metadata_commit() -> Scenario {
+    Scenario {
+        name: "three-file metadata commit",
+        files: three_files(),
+        setup: None,
+        first_run: false,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::default();
+            ctx.run(meta_plan(&tightened(), true), &gate, &FixedAudit(true));
+        }),
+    }
+}
+
+/// A metadata transaction whose gate fails (a process that used the files lost them): the
+/// rollback restores every file's mode and owner.
+pub fn metadata_rollback() -> Scenario {
+    Scenario {
+        name: "three-file metadata gate failure and rollback",
+        files: three_files(),
+        setup: None,
+        first_run: false,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::new(vec![false, true]);
+            ctx.run(meta_plan(&tightened(), true), &gate, &FixedAudit(true));
+        }),
+    }
+}
+
 /// Every scenario of the exhaustive suite.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -190,5 +239,7 @@ pub fn all() -> Vec<Scenario> {
         gate_failure_rollback(),
         rollback_command(),
         prune(),
+        metadata_commit(),
+        metadata_rollback(),
     ]
 }

@@ -141,3 +141,30 @@ fn creating_the_journal_in_place_is_caught() {
     assert!(ok.violations.is_empty(), "{:?}", ok.violations.first());
     assert!(ok.crash_points > 10, "{} crash points", ok.crash_points);
 }
+
+/// Issue 13: a chmod/chown whose inode is not synced before the commit record: a power cut
+/// after the commit can bring the old mode back under a committed transaction.
+#[test]
+fn skipping_the_fsync_of_a_metadata_change_is_caught() {
+    let bounds = Bounds {
+        full_subsets_up_to: 4,
+        tears: true,
+    };
+    let r = explore(
+        &scenarios::metadata_commit(),
+        Bugs {
+            skip_meta_fsync: true,
+            ..Bugs::default()
+        },
+        bounds,
+    );
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.what.iter().any(|w| w.contains("mode/owner"))),
+        "the explorer missed a lost chmod: {:?}",
+        r.violations.first()
+    );
+    let ok = explore(&scenarios::metadata_commit(), Bugs::default(), bounds);
+    assert!(ok.violations.is_empty(), "{:?}", ok.violations.first());
+}

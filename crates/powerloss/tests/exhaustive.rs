@@ -102,3 +102,14 @@ fn rollback_command() {
 fn prune() {
     run(scenarios::prune(), false);
 }
+
+/// Issue 13: a metadata transaction, and recovery from every point of it.
+#[test]
+fn metadata_transaction_and_its_recovery() {
+    run(scenarios::metadata_commit(), true);
+}
+
+#[test]
+fn metadata_gate_failure_rollback() {
+    run(scenarios::metadata_rollback(), false);
+}

@@ -291,12 +291,14 @@ pub fn write_node(root: &Path, ports: NodePorts, opts: &NodeOptions) -> Result<N
         .map(|c| (c.to_string(), opts.image_tag(c).to_string()))
         .collect(),
     };
+    // kubeadm writes the static pod manifests 0600.
     let write = |name: &str, text: String| -> Result<PathBuf, NodeError> {
         let p = manifests_dir.join(name);
         fs::write(&p, text).map_err(|source| NodeError::Io {
             path: p.clone(),
             source,
         })?;
+        set_mode(&p, 0o600)?;
         Ok(p)
     };
     if opts.apiserver {

@@ -190,6 +190,43 @@ fn run_demo(exe: &Path, root: &Path) -> Result<Output, CliError> {
     result
 }
 
+/// kubeadm's modes with a few loosened, as a node drifts in real life: a world-readable
+/// private key, a manifest anyone can read, a public key owned by another user.
+fn loosen(node: &kharden_testnode::Node) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |p: &Path, e: std::io::Error| CliError::Other(format!("{}: {e}", p.display()));
+    let key = node.root.join("etc/kubernetes/pki/apiserver.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| io(&key, e))?;
+    if let Some(m) = &node.scheduler_manifest {
+        std::fs::set_permissions(m, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io(m, e))?;
+    }
+    let ca = node.root.join("etc/kubernetes/pki/sa.pub");
+    if ca.exists() && nix::unistd::geteuid().is_root() {
+        // `nobody` (65534) is in the node's /etc/passwd.
+        std::os::unix::fs::chown(&ca, Some(65534), Some(65534)).map_err(|e| io(&ca, e))?;
+    }
+    println!(
+        "loosened, as nodes drift: {} 0644, the scheduler's manifest 0644, {} owned by nobody",
+        key.display(),
+        ca.display()
+    );
+    Ok(())
+}
+
+/// The id of the newest transaction in the journal.
+fn last_txid(d: &Demo) -> Result<u64, CliError> {
+    let log = d
+        .kharden(&["-o", "json", "journal", "log", "--limit", "1"])
+        .output()
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap_or_default();
+    v["transactions"][0]["txid"]
+        .as_u64()
+        .ok_or_else(|| CliError::Other("the journal has no transaction".into()))
+}
+
 fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> Result<Output, CliError> {
     let apiserver = node
         .apiserver_manifest
@@ -213,19 +250,13 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> Result<O
         wait_healthy(&d.root, m, Duration::from_secs(30))?;
     }
     println!("every component is running and healthy");
+    loosen(node)?;
 
-    d.say("1. Audit: the CIS Kubernetes Benchmark 1.12 controls, evaluated on the running processes (as kube-bench reads `ps`)");
+    d.say("1. Audit: every check of the CIS Kubernetes Benchmark for this node's version (the file checks on what `stat` sees, the flag checks on the running processes, as kube-bench reads `ps`)");
     d.run(&["audit"])?;
 
-    d.say("2. Harden with health gates: one transaction per component (--batch), etcd first. Each write is journaled first, kubelet's restart is proven from /proc, the new process must answer its own probe over TLS for 2 s, and the flags of the running process are audited");
-    d.run(&[
-        "harden",
-        "--batch",
-        "--stable-for",
-        "2",
-        "--health-timeout",
-        "30",
-    ])?;
+    d.say("2. Harden with health gates. First the files: one metadata transaction for every file check (chmod/chown on O_NOFOLLOW descriptors, each inode fsync'd), checked beforehand so that no running component loses access, and gated on the processes that use those files staying the same processes, healthy. Then one transaction per component, etcd first: each write journaled first, kubelet's restart proven from /proc, the new process answering its own probe over TLS for 2 s, the flags of the running process audited");
+    d.run(&["harden", "--stable-for", "2", "--health-timeout", "30"])?;
 
     d.say("3. A bad change: this apiserver is told to reject --enable-aggregator-routing. kharden writes it, the new process crash-loops, the gate fails, and the rollback restores the old manifest and proves the old component healthy again");
     std::fs::write(&d.reject_file, "--enable-aggregator-routing\n")
@@ -240,11 +271,14 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> Result<O
         "--health-timeout",
         "6",
     ])?;
-    d.run(&["journal", "show", "4"])?;
+    let rolled_back = last_txid(d)?;
+    d.run(&["journal", "show", &rolled_back.to_string()])?;
 
-    d.say("4. A crash in the middle of a gate: kharden is killed with SIGKILL while it waits, leaving the manifest written and the transaction open");
+    d.say("4. A crash in the middle of a gate: kharden is killed with SIGKILL while it waits for the new apiserver to stay healthy, leaving the manifest written and the transaction open");
+    // Accepted this time: the gate waits out its stability window, and is killed inside it.
+    std::fs::write(&d.reject_file, "").map_err(|e| CliError::Other(e.to_string()))?;
     let before = std::fs::read(&apiserver).map_err(|e| CliError::Other(e.to_string()))?;
-    println!("$ kharden apply $NODE/... --set enable-aggregator-routing=true &   # then kill -9");
+    println!("$ kharden apply $NODE/... --set enable-aggregator-routing=true --stable-for 60 &   # then kill -9");
     let mut child = d
         .kharden(&[
             "-q",
@@ -252,8 +286,10 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> Result<O
             &api,
             "--set",
             "enable-aggregator-routing=true",
-            "--health-timeout",
+            "--stable-for",
             "60",
+            "--health-timeout",
+            "90",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -272,7 +308,6 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> Result<O
     println!("killed kharden in the middle of its health gate");
     d.run(&["journal", "log", "--limit", "1"])?;
     println!("after a reboot, `kharden recover` runs before kubelet (packaging/kharden-recover.service):");
-    std::fs::write(&d.reject_file, "").map_err(|e| CliError::Other(e.to_string()))?;
     d.run(&["recover"])?;
     wait_healthy(&d.root, &apiserver, Duration::from_secs(30))?;
     println!("the apiserver is back on its last known-good manifest and healthy");

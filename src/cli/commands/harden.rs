@@ -4,18 +4,49 @@ use super::{audit_for, gate_for, plan_options, Ctx};
 use crate::cli::args::HardenArgs;
 use crate::cli::progress::Spinner;
 use crate::cli::{render, Output};
+use kharden::assess::gather::scan_node;
+use kharden::assess::procs;
+use kharden::assess::version::{choose_benchmark, manifest_evidence, LiveVersionProbe};
+use kharden::assess::SourcePolicy;
 use kharden::durable::RealStorage;
 use kharden::harden::{self, Grouping, HardenRequest};
 use kharden::signals::ProcessSignals;
 use kharden::{Error, Result};
+use std::time::Duration;
 
 pub fn run(ctx: &Ctx<'_>, a: &HardenArgs) -> Result<Output> {
     let manifests_dir = match &a.manifests {
         Some(d) => d.clone(),
         None => ctx.root.manifests_dir()?,
     };
+    let processes: Vec<_> = procs::scan(&ctx.root.proc_dir())
+        .into_iter()
+        .filter(|p| p.belongs_to(&ctx.root))
+        .collect();
+    // The benchmark `kharden audit` would choose on this node: the same version, the same ids.
+    let choice = {
+        let scan = scan_node(
+            &RealStorage,
+            &ctx.root,
+            &manifests_dir,
+            SourcePolicy::Auto,
+            processes.clone(),
+        )
+        .map_err(|e| Error::refused(format!("{}: {e}", manifests_dir.display())))?;
+        let probe = LiveVersionProbe {
+            scan: &scan,
+            timeout: Duration::from_secs(5),
+        };
+        choose_benchmark(
+            a.benchmark.as_deref(),
+            a.kubernetes_version.as_deref(),
+            manifest_evidence(&scan),
+            &probe,
+        )?
+    };
     let req = HardenRequest {
-        bench: super::audit::bench(&a.benchmark)?,
+        bench: super::audit::bench(choice.benchmark)?,
+        benchmark_reason: choice.reason.clone(),
         manifests_dir: manifests_dir.clone(),
         root: ctx.root.clone(),
         only: a.only.clone(),
@@ -29,6 +60,7 @@ pub fn run(ctx: &Ctx<'_>, a: &HardenArgs) -> Result<Output> {
         gate: ctx.gate_spec(&a.gate, None)?,
         audit: ctx.audit_spec(&a.audit),
         options: plan_options(&a.safety),
+        processes,
     };
     req.validate()?;
     if let Some(script) = &req.audit.script {
