@@ -492,22 +492,40 @@ impl FilesPhase<'_> {
     }
 
     /// Held controls: the manual ones to the report's manual list, the others (a component
-    /// would lose access, a symlink, ...) as blocked steps.
-    fn report_held(&self, steps: &mut Vec<StepResult>, manual: &mut Vec<Reasoned>) {
+    /// would lose access, a symlink, ...) as blocked steps, each refusal recorded in the
+    /// journal (when the run changes the node) so that it says why nothing happened.
+    fn report_held(
+        &self,
+        engine: Option<&Engine<'_>>,
+        steps: &mut Vec<StepResult>,
+        manual: &mut Vec<Reasoned>,
+    ) -> Result<()> {
         for h in &self.plan.held {
             if h.manual {
                 manual.push(Reasoned {
                     id: h.id,
                     reason: h.reason.clone(),
                 });
-            } else {
-                steps.push(StepResult {
-                    reason: Some(h.reason.clone()),
-                    exit_code: exit::ERROR,
-                    ..StepResult::new(vec![h.id], FILES, StepOutcome::Blocked)
-                });
+                continue;
             }
+            let txid = match engine {
+                Some(e) => Some(e.refuse(
+                    TxnKind::Harden {
+                        controls: vec![h.id.to_string()],
+                    },
+                    format!("harden files: {}", h.id),
+                    h.reason.clone(),
+                )?),
+                None => None,
+            };
+            steps.push(StepResult {
+                reason: Some(h.reason.clone()),
+                exit_code: exit::ERROR,
+                txid,
+                ..StepResult::new(vec![h.id], FILES, StepOutcome::Blocked)
+            });
         }
+        Ok(())
     }
 
     fn groups(&self) -> Vec<Vec<&'static str>> {
@@ -680,7 +698,7 @@ fn execute(
     };
     let mut steps: Vec<StepResult> = Vec::new();
     let files_phase = FilesPhase::new(req, storage)?;
-    files_phase.report_held(&mut steps, &mut manual);
+    files_phase.report_held(engine, &mut steps, &mut manual)?;
     let files_flow = match engine {
         None => {
             files_phase.dry_run(&mut steps);

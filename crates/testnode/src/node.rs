@@ -301,6 +301,19 @@ pub fn write_node(root: &Path, ports: NodePorts, opts: &NodeOptions) -> Result<N
         set_mode(&p, 0o600)?;
         Ok(p)
     };
+    // kubeadm's kubeconfigs of the control plane, 0600 root:root as kubeadm writes them.
+    for (name, user) in [
+        ("admin.conf", "kubernetes-admin"),
+        ("super-admin.conf", "kubernetes-super-admin"),
+        ("controller-manager.conf", "system:kube-controller-manager"),
+        ("scheduler.conf", "system:kube-scheduler"),
+    ] {
+        write_mode(
+            &root.join("etc/kubernetes").join(name),
+            &control_plane_kubeconfig(ports.apiserver, user),
+            0o600,
+        )?;
+    }
     if opts.apiserver {
         node.apiserver_manifest = Some(write(
             "kube-apiserver.yaml",
@@ -340,6 +353,14 @@ pub fn write_node(root: &Path, ports: NodePorts, opts: &NodeOptions) -> Result<N
         )?);
     }
     Ok(node)
+}
+
+/// A control-plane kubeconfig as kubeadm writes it (the credentials are not used by the fakes:
+/// they are files for the file checks and the access check to see).
+fn control_plane_kubeconfig(apiserver_port: u16, user: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority: /etc/kubernetes/pki/ca.crt\n    server: https://127.0.0.1:{apiserver_port}\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: {user}\n  name: {user}@kubernetes\ncurrent-context: {user}@kubernetes\npreferences: {{}}\nusers:\n- name: {user}\n  user: {{}}\n"
+    )
 }
 
 /// Write a kubeadm worker node under `root`: no control-plane manifests (an empty
