@@ -46,6 +46,8 @@ pub struct HardenRequest {
     pub gate: GateSpec,
     pub audit: AuditSpec,
     pub options: PlanOptions,
+    /// How to restart the kubelet, to fix its 4.2 checks too (`None`: the static pods only).
+    pub kubelet: Option<crate::kubelet::KubeletService>,
 }
 
 /// What happened to one unit of work (a control, or a component's controls).
@@ -94,7 +96,11 @@ pub struct StepResult {
 }
 
 impl StepResult {
-    fn new(controls: Vec<&'static str>, component: &'static str, outcome: StepOutcome) -> Self {
+    pub(crate) fn new(
+        controls: Vec<&'static str>,
+        component: &'static str,
+        outcome: StepOutcome,
+    ) -> Self {
         StepResult {
             controls,
             component,
@@ -135,7 +141,9 @@ impl HardenRequest {
     /// Refuse unknown control ids before anything else.
     pub fn validate(&self) -> Result<()> {
         for id in self.only.iter().chain(&self.skip) {
-            if self.bench.control(id).is_none() {
+            if self.bench.control(id).is_none()
+                && !crate::kubelet::harden::is_kubelet_check(self, id)
+            {
                 return Err(Error::Usage(format!(
                     "unknown control {id:?} in {}",
                     self.bench.id
@@ -148,6 +156,11 @@ impl HardenRequest {
     fn selected(&self, id: &str) -> bool {
         (self.only.is_empty() || self.only.iter().any(|o| o == id))
             && !self.skip.iter().any(|s| s == id)
+    }
+
+    /// Whether `--only`/`--skip` select the control or check `id`.
+    pub(crate) fn is_selected(&self, id: &str) -> bool {
+        self.selected(id)
     }
 }
 
@@ -491,6 +504,20 @@ fn execute(
             reason: r.note.clone().unwrap_or_default(),
         })
         .collect();
+    // The kubelet's checks, read on its effective configuration (see `kubelet::harden`).
+    let kubelet = match &req.kubelet {
+        Some(_) => Some(crate::kubelet::harden::assess(req, storage)?),
+        None => None,
+    };
+    let mut passed_before = passed_before;
+    let mut manual = manual;
+    let mut not_evaluated = not_evaluated;
+    if let Some(k) = &kubelet {
+        passed_before.extend(k.passed.iter().copied());
+        manual.extend(k.manual.iter().cloned());
+        not_evaluated.extend(k.not_evaluated.iter().cloned());
+    }
+    let mut stopped = false;
     let mut steps: Vec<StepResult> = Vec::new();
     'components: for comp in HARDEN_ORDER {
         let Some(f) = before.found.iter().find(|f| f.component == comp) else {
@@ -540,23 +567,40 @@ fn execute(
                 Flow::Go => {}
                 Flow::Culprit => culprit = true,
                 Flow::NextComponent => continue 'components,
-                Flow::Stop => break 'components,
+                Flow::Stop => {
+                    stopped = true;
+                    break 'components;
+                }
             }
         }
         if culprit && !req.keep_going {
             // The component's other controls are committed; the next components wait for an
             // operator who has read why (or --keep-going).
+            stopped = true;
             break 'components;
         }
     }
+    // The kubelet last: it restarts the static pods' supervisor, once they are all fixed.
+    if let (false, Some(service), Some(k)) = (stopped, &req.kubelet, &kubelet) {
+        crate::kubelet::harden::run(req, service, &k.todo, engine, &mut steps)?;
+    }
     let still_failing: Vec<&'static str> = if engine.is_some() {
         let after = assess_manifests(req, storage)?;
-        after
+        let mut v: Vec<&'static str> = after
             .results
             .iter()
             .filter(|r| r.failing() && r.automatable)
             .map(|r| r.id)
-            .collect()
+            .collect();
+        if kubelet.as_ref().is_some_and(|k| !k.todo.is_empty()) {
+            v.extend(
+                crate::kubelet::harden::assess(req, storage)?
+                    .todo
+                    .iter()
+                    .map(|c| c.id),
+            );
+        }
+        v
     } else {
         Vec::new()
     };
@@ -574,7 +618,7 @@ fn execute(
     })
 }
 
-fn step_of(
+pub(crate) fn step_of(
     controls: Vec<&'static str>,
     component: &'static str,
     outcome: &Outcome,

@@ -30,6 +30,7 @@ pub mod failpoint;
 pub mod gate;
 pub mod harden;
 pub mod journal;
+pub mod kubelet;
 pub mod lock;
 pub mod report;
 pub mod root;

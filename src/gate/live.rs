@@ -29,6 +29,9 @@ pub struct ProbeGate {
     pub root: HostRoot,
     /// Poll interval of the gate loop.
     pub poll: Duration,
+    /// The kubelet's systemd unit (`--kubelet-unit`): the kubelet's gate computes the command
+    /// line a restart gives from it.
+    pub kubelet_unit: String,
 }
 
 impl ProbeGate {
@@ -36,7 +39,14 @@ impl ProbeGate {
         ProbeGate {
             root,
             poll: Duration::from_millis(500),
+            kubelet_unit: "kubelet.service".into(),
         }
+    }
+
+    /// The same gate for a kubelet run by another unit.
+    pub fn with_kubelet_unit(mut self, unit: &str) -> Self {
+        self.kubelet_unit = unit.to_string();
+        self
     }
 }
 
@@ -142,10 +152,9 @@ impl Gate for ProbeGate {
                 let watch = KeepWatch::new(&self.root, req.spec, KEEP_PROBE_TIMEOUT);
                 keep::wait(&watch, req, &clock, self.poll, observe)
             }
-            GateTarget::Kubelet { .. } => GateVerdict::failed(
-                FailReason::Unavailable,
-                "the kubelet's gate is not part of this build",
-            ),
+            GateTarget::Kubelet { .. } => {
+                super::kubelet::wait(&self.root, &self.kubelet_unit, self.poll, req, observe)
+            }
         }
     }
 }
