@@ -238,6 +238,15 @@ fn solve(
         steps.push(StepResult::new(ids, COMPONENT, StepOutcome::Unchanged));
         return Ok(Flow::Go);
     }
+    if engine.is_some() && req.gate.enabled {
+        if let Err(e) = super::preflight(&req.root, &p) {
+            let why = e.to_string();
+            for id in &ids {
+                steps.push(blocked(id, why.clone()));
+            }
+            return Ok(Flow::Go);
+        }
+    }
     let Some(engine) = engine else {
         steps.push(StepResult {
             diff: p.diff.clone(),

@@ -66,6 +66,39 @@ impl Default for KubeletService {
     }
 }
 
+/// Refuse to change a kubelet that is not healthy now: its `/healthz` must answer `ok`, and the
+/// Node must not be NotReady when the API server can be asked. Why: a rollback is proven by the
+/// same gate; on a kubelet already unhealthy no change could ever pass it, and every rollback
+/// would end needs-manual.
+pub fn preflight(root: &HostRoot, p: &KubeletPlan) -> Result<(), KubeletError> {
+    let target = kharden_gate::parse_url(&p.healthz_before)
+        .map_err(|e| KubeletError::Refused(format!("{}: {e}", p.healthz_before)))?;
+    let out = kharden_gate::probe_with(
+        &target,
+        &kharden_gate::TlsSettings::default(),
+        std::time::Duration::from_secs(5),
+        false,
+    );
+    if !out.class.is_healthy() || out.detail.trim() != "200 ok" {
+        return Err(KubeletError::Refused(format!(
+            "the kubelet is not healthy before the change ({} answered {}: {}): no change could be proven on it, nor its rollback; nothing was changed",
+            p.healthz_before, out.class, out.detail
+        )));
+    }
+    if let (Some(k), Some(n)) = (&p.kubeconfig, &p.node) {
+        if let Ok(mut check) = crate::gate::kubelet::NodeCheck::new(root, k, n) {
+            if let crate::gate::kubelet::NodeAnswer::NotReady(why) =
+                check.ask(std::time::Duration::from_secs(3))
+            {
+                return Err(KubeletError::Refused(format!(
+                    "{why} before the change: the gate requires the Node Ready, so neither the change nor its rollback could pass; nothing was changed"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `kharden kubelet set KEY=VALUE... [--unset KEY]`.
 #[derive(Debug, Clone)]
 pub struct SetRequest {
@@ -91,7 +124,8 @@ impl SetRequest {
         )
     }
 
-    /// Find the kubelet and plan the change; every refusal happens here, before any change.
+    /// Find the kubelet and plan the change; every refusal happens here, before any change
+    /// (with the gate on, a kubelet that is not healthy now is refused too: see [`preflight`]).
     pub fn prepare(&self) -> Result<KubeletPlan, Error> {
         if self.changes.is_empty() {
             return Err(Error::Usage(
@@ -99,7 +133,11 @@ impl SetRequest {
             ));
         }
         let loc = locate(&self.root, &self.service.unit)?;
-        Ok(plan(&loc, &self.changes)?)
+        let p = plan(&loc, &self.changes)?;
+        if self.gate.enabled && !p.unchanged() {
+            preflight(&self.root, &p)?;
+        }
+        Ok(p)
     }
 
     /// The transaction of a prepared change.
