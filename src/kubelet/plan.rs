@@ -704,3 +704,246 @@ fn target_of(
             .unwrap_or_else(|| "for it".into())
     )))
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the tests write a simulated node's files
+mod tests {
+    use super::*;
+    use crate::assess::procs::NodeProcess;
+    use crate::kubelet::locate::ConfigSources;
+    use crate::kubelet::unit;
+
+    const DROPIN: &str = "[Service]\nEnvironment=\"KUBELET_KUBECONFIG_ARGS=--kubeconfig=/etc/kubernetes/kubelet.conf\"\nEnvironment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\nEnvironmentFile=-/etc/default/kubelet\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n";
+    const CONFIG: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nhealthzPort: 10248\nreadOnlyPort: 10255\nstreamingConnectionIdleTimeout: 0s\n";
+
+    /// A kubeadm-shaped node under a temp root, and the kubelet "found" on it (its command line
+    /// is what the unit expands to).
+    fn node(
+        kubeadm_args: &str,
+        extra: &str,
+        config_dir: Option<&[(&str, &str)]>,
+    ) -> (tempfile::TempDir, Located) {
+        let d = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(Some(d.path())).unwrap();
+        let r = root.root().to_path_buf();
+        let put = |host: &str, text: &str| {
+            let p = r.join(host.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        put(
+            "/usr/lib/systemd/system/kubelet.service",
+            "[Service]\nExecStart=/usr/bin/kubelet\n",
+        );
+        put(
+            "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+            DROPIN,
+        );
+        put("/var/lib/kubelet/config.yaml", CONFIG);
+        let mut args = kubeadm_args.to_string();
+        if let Some(files) = config_dir {
+            args.push_str(" --config-dir=/etc/kubernetes/kubelet.conf.d");
+            std::fs::create_dir_all(r.join("etc/kubernetes/kubelet.conf.d")).unwrap();
+            for (name, text) in files {
+                put(&format!("/etc/kubernetes/kubelet.conf.d/{name}"), text);
+            }
+        }
+        put(
+            "/var/lib/kubelet/kubeadm-flags.env",
+            &format!("KUBELET_KUBEADM_ARGS=\"{args}\"\n"),
+        );
+        put(
+            "/etc/default/kubelet",
+            &format!("KUBELET_EXTRA_ARGS={extra}\n"),
+        );
+        let service = unit::load(&root, "kubelet.service").unwrap();
+        let words = service
+            .expand_with(&mut |h| super::super::locate::read_env_file(&root, h))
+            .unwrap();
+        let argv: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+        let flags = Flags::parse(&argv[1..]);
+        let sources = ConfigSources::read(&root, &flags).unwrap();
+        let loc = Located {
+            root: root.clone(),
+            process: NodeProcess {
+                pid: 1,
+                argv,
+                start_ticks: 1,
+                uid: Some(0),
+                gid: Some(0),
+                groups: vec![],
+                cwd: None,
+                proc_root: None,
+            },
+            service,
+            words,
+            sources,
+            kubeconfig: None,
+            node_name: None,
+        };
+        (d, loc)
+    }
+
+    fn set(s: &str) -> ConfigChange {
+        ConfigChange::parse_set(s).unwrap()
+    }
+
+    fn after(p: &KubeletPlan, host: &str) -> String {
+        let f = p.files.iter().find(|f| f.host == host).unwrap_or_else(|| {
+            panic!(
+                "{host} not planned: {:?}",
+                p.files.iter().map(|f| &f.host).collect::<Vec<_>>()
+            )
+        });
+        String::from_utf8(f.after.clone()).unwrap()
+    }
+
+    #[test]
+    fn without_a_config_dir_the_config_file_is_edited() {
+        let (_d, loc) = node("--node-ip=10.0.0.1", "", None);
+        let p = plan(&loc, &[set("readOnlyPort=0")]).unwrap();
+        assert_eq!(p.files.len(), 1);
+        assert_eq!(
+            after(&p, "/var/lib/kubelet/config.yaml"),
+            CONFIG.replace("readOnlyPort: 10255", "readOnlyPort: 0")
+        );
+        assert_eq!(p.files[0].role, FileRole::Config);
+        assert_eq!(p.healthz_before, "http://127.0.0.1:10248/healthz");
+        assert_eq!(
+            p.upgrade_notes.len(),
+            1,
+            "config.yaml: an upgrade undoes it"
+        );
+        // Already so: nothing planned.
+        let p = plan(&loc, &[set("eventRecordQPS=50")]);
+        assert!(p.is_ok());
+    }
+
+    #[test]
+    fn a_config_dir_gets_kharden_s_drop_in_unless_a_drop_in_sets_the_key() {
+        let dropin = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\neventRecordQPS: 3\n";
+        let (_d, loc) = node("", "", Some(&[("50-ops.conf", dropin)]));
+        let p = plan(&loc, &[set("readOnlyPort=0"), set("eventRecordQPS=5")]).unwrap();
+        let ours = after(&p, "/etc/kubernetes/kubelet.conf.d/99-kharden.conf");
+        assert!(
+            ours.contains("readOnlyPort: 0") && ours.contains("kind: KubeletConfiguration"),
+            "{ours}"
+        );
+        assert!(!ours.contains("eventRecordQPS"), "{ours}");
+        assert_eq!(
+            after(&p, "/etc/kubernetes/kubelet.conf.d/50-ops.conf"),
+            dropin.replace("eventRecordQPS: 3", "eventRecordQPS: 5"),
+            "the drop-in that sets it wins and is edited"
+        );
+        assert!(p
+            .files
+            .iter()
+            .all(|f| f.host != "/var/lib/kubelet/config.yaml"));
+        assert!(p.upgrade_notes.is_empty(), "nothing an upgrade rewrites");
+    }
+
+    #[test]
+    fn a_flag_is_edited_where_it_is_and_other_occurrences_removed() {
+        let (_d, loc) = node("--event-qps=1 --v=2", "\"--event-qps=2\"", None);
+        let p = plan(&loc, &[set("eventRecordQPS=9")]).unwrap();
+        assert_eq!(
+            after(&p, "/etc/default/kubelet"),
+            "KUBELET_EXTRA_ARGS=\"--event-qps=9\"\n"
+        );
+        assert_eq!(
+            after(&p, "/var/lib/kubelet/kubeadm-flags.env"),
+            "KUBELET_KUBEADM_ARGS=\"--v=2\"\n"
+        );
+        assert!(p.files.iter().all(|f| f.role == FileRole::EnvFile));
+        let flags: Vec<String> = p
+            .files
+            .iter()
+            .flat_map(|f| f.flags.iter().map(ToString::to_string))
+            .collect();
+        assert_eq!(flags.len(), 2, "{flags:?}");
+    }
+
+    #[test]
+    fn unset_removes_the_key_everywhere_it_is_set() {
+        let dropin = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nreadOnlyPort: 10255\n";
+        let (_d, loc) = node(
+            "--read-only-port=10255",
+            "",
+            Some(&[("50-ops.conf", dropin)]),
+        );
+        let p = plan(&loc, &[ConfigChange::parse_unset("readOnlyPort").unwrap()]).unwrap();
+        assert_eq!(p.files.len(), 3, "{:?}", p.placements);
+        assert!(!after(&p, "/var/lib/kubelet/config.yaml").contains("readOnlyPort"));
+        assert!(!after(&p, "/etc/kubernetes/kubelet.conf.d/50-ops.conf").contains("readOnlyPort"));
+        assert!(!after(&p, "/var/lib/kubelet/kubeadm-flags.env").contains("read-only-port"));
+    }
+
+    #[test]
+    fn what_would_not_take_effect_or_cannot_be_proven_is_refused() {
+        let (_d, loc) = node("", "", None);
+        // The kubelet replaces a zero duration in its --config file by the default.
+        let e = plan(&loc, &[set("streamingConnectionIdleTimeout=0s")]).unwrap_err();
+        assert!(e.to_string().contains("4h0m0s"), "{e}");
+        let e = plan(&loc, &[set("healthzPort=0")]).unwrap_err();
+        assert!(e.to_string().contains("/healthz"), "{e}");
+        let (_d, loc) = node(
+            "--feature-gates=RotateKubeletServerCertificate=false",
+            "",
+            None,
+        );
+        let e = plan(
+            &loc,
+            &[set("featureGates.RotateKubeletServerCertificate=true")],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--feature-gates"), "{e}");
+    }
+
+    #[test]
+    fn a_flag_in_the_unit_is_refused() {
+        let (d, _) = node("", "", None);
+        let root = HostRoot::new(Some(d.path())).unwrap();
+        let p = root
+            .root()
+            .join("usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf");
+        std::fs::write(
+            &p,
+            DROPIN.replace(
+                "$KUBELET_CONFIG_ARGS $",
+                "$KUBELET_CONFIG_ARGS --event-qps=3 $",
+            ),
+        )
+        .unwrap();
+        let service = unit::load(&root, "kubelet.service").unwrap();
+        let words = service
+            .expand_with(&mut |h| super::super::locate::read_env_file(&root, h))
+            .unwrap();
+        let argv: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+        let flags = Flags::parse(&argv[1..]);
+        let loc = Located {
+            root: root.clone(),
+            process: NodeProcess {
+                pid: 1,
+                argv,
+                start_ticks: 1,
+                uid: None,
+                gid: None,
+                groups: vec![],
+                cwd: None,
+                proc_root: None,
+            },
+            sources: ConfigSources::read(&root, &flags).unwrap(),
+            service,
+            words,
+            kubeconfig: None,
+            node_name: None,
+        };
+        let e = plan(&loc, &[set("eventRecordQPS=9")]).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "ExecStart= of /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
+            ),
+            "{e}"
+        );
+    }
+}
