@@ -5,7 +5,7 @@
 //! and visible.
 
 use crate::explore::Scenario;
-use crate::harness::{manifest, plan, FixedAudit, ScriptedGate};
+use crate::harness::{kubelet_config, kubelet_plan, manifest, plan, FixedAudit, ScriptedGate};
 use kharden::journal::{AuditSpec, GateSpec};
 use std::path::PathBuf;
 
@@ -181,6 +181,37 @@ pub fn first_run() -> Scenario {
     }
 }
 
+/// A kubelet transaction (issue 14): the configuration written, the kubelet restarted (a crash
+/// point of its own), the gate fails, the rollback restores the file, restarts the kubelet
+/// again and its gate passes. Recovery must reason about the restart: after a power cut the
+/// kubelet is not running, and recovery (at boot, before it) restores and starts nothing.
+pub fn kubelet_restart_rollback() -> Scenario {
+    Scenario {
+        name: "kubelet restart, gate failure and rollback",
+        files: vec![(kubelet_config(), Some(body(0, 1500)))],
+        setup: None,
+        first_run: false,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::new(vec![false, true]);
+            ctx.run(kubelet_plan(body(1, 1600)), &gate, &FixedAudit(true));
+        }),
+    }
+}
+
+/// A kubelet transaction that commits: written, restarted, gated, audited.
+pub fn kubelet_restart_commit() -> Scenario {
+    Scenario {
+        name: "kubelet restart and commit",
+        files: vec![(kubelet_config(), Some(body(0, 1500)))],
+        setup: None,
+        first_run: false,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::default();
+            ctx.run(kubelet_plan(body(1, 1600)), &gate, &FixedAudit(true));
+        }),
+    }
+}
+
 /// Every scenario of the exhaustive suite.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -190,5 +221,7 @@ pub fn all() -> Vec<Scenario> {
         gate_failure_rollback(),
         rollback_command(),
         prune(),
+        kubelet_restart_commit(),
+        kubelet_restart_rollback(),
     ]
 }
