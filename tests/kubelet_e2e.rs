@@ -612,3 +612,135 @@ fn a_control_plane_kubelet_keeps_its_static_pods_and_asks_the_api_server_about_t
     assert!(text(&out).contains("Ready=False"), "{}", text(&out));
     assert_eq!(sim.files(), before);
 }
+
+/// A worker with a `--config-dir` drop-in that re-opens the read-only port: kube-bench, which
+/// never reads drop-ins, passes 4.2.4; the kubelet really serves the port.
+fn worker_with_a_legacy_dropin() -> Sim {
+    worker(
+        KubeletNodeOptions {
+            config_dir: Some("/etc/kubernetes/kubelet.conf.d".into()),
+            ..fast()
+        },
+        |k| {
+            std::fs::write(
+                k.config_dir.as_ref().unwrap().join("50-legacy.conf"),
+                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nreadOnlyPort: 10255\n",
+            )
+            .unwrap();
+        },
+    )
+}
+
+fn audit_json(sim: &Sim) -> Vec<serde_json::Value> {
+    let out = sim
+        .kharden()
+        .args(["-o", "json", "audit", "--targets", "node"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["checks"].as_array().unwrap().clone()
+}
+
+fn check<'a>(checks: &'a [serde_json::Value], id: &str) -> &'a serde_json::Value {
+    checks.iter().find(|c| c["id"] == id).unwrap()
+}
+
+#[test]
+fn kharden_audit_on_a_worker_reads_every_kubelet_check_both_ways() {
+    let sim = worker_with_a_legacy_dropin();
+    sim.wait_healthy(None);
+    assert_eq!(sim.effective()["readOnlyPort"], 10255);
+    let checks = audit_json(&sim);
+    let ids: Vec<&str> = checks
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .filter(|i| i.starts_with("4.2.") || i.starts_with("4.3."))
+        .collect();
+    assert!(ids.len() >= 15, "every 4.2 and 4.3 check: {ids:?}");
+    for id in ids {
+        let c = check(&checks, id);
+        assert!(c["kube_bench_status"].is_string(), "{c}");
+        // Both readings, or why the effective one has no opinion.
+        assert!(
+            c["effective"].is_boolean() || c["effective_note"].is_string(),
+            "{id}: {c}"
+        );
+    }
+    let ro = check(&checks, "4.2.4");
+    assert_eq!(ro["kube_bench_status"], "PASS", "{ro}");
+    assert_eq!(ro["effective"], false, "{ro}");
+    let why = ro["disagreement"].as_str().unwrap();
+    assert!(
+        why.contains("50-legacy.conf") && why.contains("kube-bench never reads"),
+        "{why}"
+    );
+    // A value the kubelet takes by default, which kube-bench does not apply.
+    assert_eq!(check(&checks, "4.2.8")["effective"], true);
+    let out = sim
+        .kharden()
+        .args(["audit", "--targets", "node"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "uses: readOnlyPort=10255 (drop-in /etc/kubernetes/kubelet.conf.d/50-legacy.conf)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn kharden_harden_fixes_the_safe_kubelet_checks_through_gated_restarts() {
+    let sim = worker_with_a_legacy_dropin();
+    let old = sim.wait_healthy(None);
+    let dry = sim.run(&["harden", "--dry-run"]);
+    assert_eq!(code(&dry), 0);
+    let before = sim.files();
+    let out = sim.run(&["-o", "json", "harden"]);
+    assert_eq!(code(&out), 0, "{}", sim.diag());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fixed: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["result"] == "fixed")
+        .flat_map(|s| s["controls"].as_array().unwrap().iter())
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert!(fixed.contains(&"4.2.4") && fixed.contains(&"4.2.12"), "{r}");
+    let manual: Vec<&str> = r["manual"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    for id in ["4.2.7", "4.2.9", "4.2.13", "4.2.14"] {
+        assert!(manual.contains(&id), "{id} left to a person, with why: {r}");
+    }
+    assert!(r["still_failing"].as_array().unwrap().is_empty(), "{r}");
+    // The read-only port was closed in the drop-in that opened it; the ciphers went to
+    // kharden's own drop-in; config.yaml untouched.
+    let legacy = sim
+        .kubelet
+        .config_dir
+        .clone()
+        .unwrap()
+        .join("50-legacy.conf");
+    assert!(std::fs::read_to_string(legacy)
+        .unwrap()
+        .contains("readOnlyPort: 0"));
+    let cfg = sim.kubelet.config.display().to_string();
+    assert_eq!(sim.files()[&cfg], before[&cfg]);
+    sim.wait_healthy(Some(old));
+    assert_eq!(sim.effective()["readOnlyPort"], 0);
+    let checks = audit_json(&sim);
+    for id in ["4.2.4", "4.2.12"] {
+        assert_eq!(check(&checks, id)["effective"], true, "{id}");
+    }
+    // Nothing left to do: a second harden changes nothing.
+    let again = sim.run(&["-o", "json", "harden"]);
+    assert_eq!(code(&again), 0);
+    let r: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(r["steps"].as_array().unwrap().is_empty(), "{r}");
+}
