@@ -495,10 +495,12 @@ fn execute(
             reason: r.note.clone().unwrap_or_default(),
         })
         .collect();
+    // A worker (no static pod manifest at all) has no control plane to report as missing.
+    let worker = before.found.is_empty() && req.kubelet.is_some();
     let not_evaluated: Vec<Reasoned> = before
         .results
         .iter()
-        .filter(|r| req.selected(r.id) && r.evaluation.is_none())
+        .filter(|r| req.selected(r.id) && r.evaluation.is_none() && !worker)
         .map(|r| Reasoned {
             id: r.id,
             reason: r.note.clone().unwrap_or_default(),

@@ -107,18 +107,18 @@ pub fn audit_text(r: &AuditReport, colours: bool) -> String {
         });
         if let (kharden_catalog::Detail::Config { readings }, true) = (&c.detail, runs) {
             // The value the component runs with, and where it comes from, beside kube-bench's.
-            let uses: Vec<String> = readings
-                .iter()
-                .filter(|r| r.effective_source != "unknown")
-                .map(|r| {
-                    format!(
-                        "{}={} ({})",
-                        r.key.as_deref().unwrap_or(r.flag),
-                        r.effective.as_deref().unwrap_or("not set"),
-                        r.effective_source
-                    )
-                })
-                .collect();
+            let mut uses: Vec<String> = Vec::new();
+            for r in readings.iter().filter(|r| r.effective_source != "unknown") {
+                let u = format!(
+                    "{}={} ({})",
+                    r.key.as_deref().unwrap_or(r.flag),
+                    r.effective.as_deref().unwrap_or("not set"),
+                    r.effective_source
+                );
+                if !uses.contains(&u) {
+                    uses.push(u);
+                }
+            }
             if !uses.is_empty() {
                 out.push_str(&format!("        uses: {}\n", uses.join("; ")));
             }
