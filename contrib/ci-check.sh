@@ -181,4 +181,63 @@ else
     ok "the Job manifest has the fields a control-plane run needs (kubeconform not installed: schema not checked)"
 fi
 
+# ---- 6. the worker play ------------------------------------------------------------------
+"$PLAYBOOK" -i localhost, --syntax-check contrib/ansible/harden-workers.yml >"$W/workers-syntax.log" 2>&1 ||
+    { cat "$W/workers-syntax.log"; die "contrib/ansible/harden-workers.yml: syntax"; }
+"$PY" - contrib/ansible/harden-workers.yml <<'EOF2' || die "contrib/ansible/harden-workers.yml"
+import sys, yaml
+(play,) = yaml.safe_load(open(sys.argv[1]))
+assert play["any_errors_fatal"] is True, "the first rollback must stop the rollout"
+assert play["max_fail_percentage"] == 0, "max_fail_percentage must be 0"
+assert "kharden_batch" in str(play["serial"]), "a few nodes at a time"
+cmds = [t["ansible.builtin.command"]["argv"] for t in play["tasks"] if "ansible.builtin.command" in t]
+assert any("'harden'" in c for c in cmds) and any("'kubelet', 'set'" in c for c in cmds), cmds
+assert all("--dry-run" in c for c in cmds), "check mode must run kharden --dry-run"
+EOF2
+# A node without a kubelet: the play runs, harden plans nothing (a real worker is exercised by
+# the Rust end-to-end tests, tests/kubelet_e2e.rs, on the simulated worker).
+NODE3=$W/node3
+mkdir -p "$NODE3"
+extra=$(printf '{"kharden_hosts": "localhost", "kharden_path": "%s", "ansible_python_interpreter": "%s", "kharden_extra_args": ["--root", "%s", "--state-dir", "%s"]}' \
+    "$KH" "$PY" "$NODE3" "$NODE3/var/lib/kharden")
+set +e
+"$PLAYBOOK" -i localhost, -c local contrib/ansible/harden-workers.yml -e "$extra" --check >"$W/workers.log" 2>&1
+rc=$?
+set -e
+[ "$rc" = 0 ] || { cat "$W/workers.log"; die "the worker play on an empty node: exit $rc"; }
+[ "$(recap "$W/workers.log" changed)" = 0 ] || { cat "$W/workers.log"; die "the worker play planned a change on an empty node"; }
+ok "the worker play: a few nodes at a time, stops at the first rollback, check mode is --dry-run"
+
+# ---- 7. the worker Job manifest -----------------------------------------------------------
+"$PY" - contrib/kubernetes/harden-worker-job.yaml <<'EOF2' || die "contrib/kubernetes/harden-worker-job.yaml"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+kinds = [d["kind"] for d in docs]
+assert kinds == ["ConfigMap", "Job"], kinds
+cm, job = docs
+assert "nsenter --target 1" in cm["data"]["host-systemctl"], "the wrapper must enter the host's namespaces"
+spec = job["spec"]
+assert spec["backoffLimit"] == 0, "backoffLimit must be 0"
+pod = spec["template"]["spec"]
+assert pod["hostPID"] is True and pod["hostNetwork"] is True, "hostPID and hostNetwork"
+assert pod["nodeSelector"] == {"kubernetes.io/hostname": "NODE_NAME"}, pod["nodeSelector"]
+(c,) = pod["containers"]
+assert c["securityContext"]["privileged"] is True, "not privileged"
+argv = c.get("command", []) + c.get("args", [])
+def after(flag):
+    assert flag in argv, f"{flag} missing from {argv}"
+    return argv[argv.index(flag) + 1]
+assert after("--root") == "/host", argv
+assert after("--state-dir") == "/host/var/lib/kharden", argv
+mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+assert after("--systemctl").startswith(mounts["host-systemctl"] + "/"), argv
+vols = {v["name"]: v for v in pod["volumes"]}
+assert vols["host-systemctl"]["configMap"]["defaultMode"] == 0o755, "the wrapper must be executable"
+assert vols["host"]["hostPath"]["path"] == "/", "host root not mounted at /host"
+EOF2
+if command -v kubeconform >/dev/null 2>&1; then
+    kubeconform -strict -summary contrib/kubernetes/harden-worker-job.yaml || die "kubeconform (worker Job)"
+fi
+ok "the worker Job manifest reaches the host's systemd through nsenter, one node per Job"
+
 echo "contrib: $PASSED passed, 0 failed"

@@ -2,7 +2,7 @@
 //! running process (the built-in check, as kube-bench reads `ps`), and/or run an external
 //! script (argv, no shell, with a timeout; exit 0 passes; output kept, bounded).
 
-use crate::journal::{AuditSpec, FileRecord, TxId};
+use crate::journal::{AuditSpec, FileRecord, GateSpec, GateTarget, TxId};
 use crate::signals::Interrupts;
 use kharden_manifest::{Change, Flags};
 use std::io::Read;
@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 pub struct AuditRequest<'a> {
     pub txid: TxId,
     pub spec: &'a AuditSpec,
+    /// The transaction's gate: what it restarted (a kubelet transaction is audited on the
+    /// kubelet's effective configuration) and the root its paths are under.
+    pub gate: &'a GateSpec,
     pub files: &'a [FileRecord],
     /// The restarted process's argv, when the gate proved one.
     pub running_argv: Option<Vec<String>>,
@@ -120,6 +123,9 @@ pub fn unmet_changes(changes: &[Change], flags: &[String]) -> Vec<String> {
 }
 
 fn builtin(req: &AuditRequest<'_>) -> AuditVerdict {
+    if matches!(req.gate.target, GateTarget::Kubelet { .. }) {
+        return crate::kubelet::audit::audit(req);
+    }
     let changes: Vec<Change> = req
         .files
         .iter()
@@ -191,7 +197,9 @@ fn read_bounded(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<(V
 /// `KHARDEN_TXID` and `KHARDEN_RUNNING_ARGV` (JSON), killed at the timeout.
 pub fn run_script(script: &Path, req: &AuditRequest<'_>, timeout: Duration) -> AuditVerdict {
     let mut cmd = Command::new(script);
-    for f in req.files.iter().filter(|f| f.gated) {
+    // The files the component reads: the gated manifests, or every file of a kubelet change.
+    let kubelet = matches!(req.gate.target, GateTarget::Kubelet { .. });
+    for f in req.files.iter().filter(|f| f.gated || kubelet) {
         cmd.arg(&f.path);
     }
     cmd.env("KHARDEN_TXID", req.txid.to_string());
@@ -345,9 +353,11 @@ mod tests {
             script: None,
             script_timeout_secs: 5,
         };
+        let gate = GateSpec::default();
         let req = AuditRequest {
             txid: 1,
             spec: &spec,
+            gate: &gate,
             files: &[],
             running_argv: None,
             manifest_argv: None,

@@ -55,6 +55,8 @@ pub struct HardenRequest {
     /// The node's running processes (`/proc`): the file checks are planned on what runs, and
     /// no running component may lose access to a file it uses. Empty: none runs.
     pub processes: Vec<NodeProcess>,
+    /// How to restart the kubelet, to fix its 4.2 checks too (`None`: the static pods only).
+    pub kubelet: Option<crate::kubelet::KubeletService>,
 }
 
 /// The component name of the steps that change files' metadata.
@@ -106,7 +108,11 @@ pub struct StepResult {
 }
 
 impl StepResult {
-    fn new(controls: Vec<&'static str>, component: &'static str, outcome: StepOutcome) -> Self {
+    pub(crate) fn new(
+        controls: Vec<&'static str>,
+        component: &'static str,
+        outcome: StepOutcome,
+    ) -> Self {
         StepResult {
             controls,
             component,
@@ -152,7 +158,10 @@ impl HardenRequest {
     /// Refuse unknown control ids before anything else.
     pub fn validate(&self) -> Result<()> {
         for id in self.only.iter().chain(&self.skip) {
-            if self.bench.control(id).is_none() && self.bench.check(id).is_none() {
+            if self.bench.control(id).is_none()
+                && self.bench.check(id).is_none()
+                && !crate::kubelet::harden::is_kubelet_check(self, id)
+            {
                 return Err(Error::Usage(format!(
                     "unknown control {id:?} in {}",
                     self.bench.id
@@ -165,6 +174,11 @@ impl HardenRequest {
     fn selected(&self, id: &str) -> bool {
         (self.only.is_empty() || self.only.iter().any(|o| o == id))
             && !self.skip.iter().any(|s| s == id)
+    }
+
+    /// Whether `--only`/`--skip` select the control or check `id`.
+    pub(crate) fn is_selected(&self, id: &str) -> bool {
+        self.selected(id)
     }
 }
 
@@ -681,16 +695,30 @@ fn execute(
             reason: r.note.clone().unwrap_or_default(),
         })
         .collect();
+    // A worker (no static pod manifest at all) has no control plane to report as missing.
+    let worker = before.found.is_empty() && req.kubelet.is_some();
     let not_evaluated: Vec<Reasoned> = before
         .results
         .iter()
-        .filter(|r| req.selected(r.id) && r.evaluation.is_none())
+        .filter(|r| req.selected(r.id) && r.evaluation.is_none() && !worker)
         .map(|r| Reasoned {
             id: r.id,
             reason: r.note.clone().unwrap_or_default(),
         })
         .collect();
+    // The kubelet's checks, read on its effective configuration (see `kubelet::harden`).
+    let kubelet = match &req.kubelet {
+        Some(_) => Some(crate::kubelet::harden::assess(req, storage)?),
+        None => None,
+    };
+    let mut passed_before = passed_before;
     let mut manual = manual;
+    let mut not_evaluated = not_evaluated;
+    if let Some(k) = &kubelet {
+        passed_before.extend(k.passed.iter().copied());
+        manual.extend(k.manual.iter().cloned());
+        not_evaluated.extend(k.not_evaluated.iter().cloned());
+    }
     // What drifted since kharden committed it: fixed again below, and said so.
     let undone = match engine {
         Some(e) => crate::drift::undone_controls(e.journal, storage).unwrap_or_default(),
@@ -711,8 +739,11 @@ fn execute(
         Flow::Culprit => req.keep_going,
         Flow::Stop => false,
     };
+    // Once a step stops the run, the later ones (the kubelet last of all) wait for an
+    // operator who has read why.
+    let mut stopped = !go_on;
     'components: for comp in HARDEN_ORDER {
-        if !go_on {
+        if stopped {
             break;
         }
         let Some(f) = before.found.iter().find(|f| f.component == comp) else {
@@ -762,19 +793,27 @@ fn execute(
                 Flow::Go => {}
                 Flow::Culprit => culprit = true,
                 Flow::NextComponent => continue 'components,
-                Flow::Stop => break 'components,
+                Flow::Stop => {
+                    stopped = true;
+                    break 'components;
+                }
             }
         }
         if culprit && !req.keep_going {
             // The component's other controls are committed; the next components wait for an
             // operator who has read why (or --keep-going).
+            stopped = true;
             break 'components;
         }
+    }
+    // The kubelet last: it restarts the static pods' supervisor, once they are all fixed.
+    if let (false, Some(service), Some(k)) = (stopped, &req.kubelet, &kubelet) {
+        crate::kubelet::harden::run(req, service, &k.todo, engine, &mut steps)?;
     }
     let still_failing: Vec<&'static str> = if engine.is_some() {
         let after = assess_manifests(req, storage)?;
         let files_after = FilesPhase::new(req, storage)?;
-        after
+        let mut v: Vec<&'static str> = after
             .results
             .iter()
             .filter(|r| r.failing() && r.automatable)
@@ -788,7 +827,16 @@ fn execute(
                     .filter(|h| !h.manual)
                     .map(|h| h.id),
             )
-            .collect()
+            .collect();
+        if kubelet.as_ref().is_some_and(|k| !k.todo.is_empty()) {
+            v.extend(
+                crate::kubelet::harden::assess(req, storage)?
+                    .todo
+                    .iter()
+                    .map(|c| c.id),
+            );
+        }
+        v
     } else {
         Vec::new()
     };
@@ -816,7 +864,7 @@ fn execute(
     })
 }
 
-fn step_of(
+pub(crate) fn step_of(
     controls: Vec<&'static str>,
     component: &'static str,
     outcome: &Outcome,

@@ -31,6 +31,7 @@ pub mod files;
 pub mod gate;
 pub mod harden;
 pub mod journal;
+pub mod kubelet;
 pub mod lock;
 pub mod report;
 pub mod root;

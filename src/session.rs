@@ -10,10 +10,11 @@
 use crate::audit::{Audit, NoAudit};
 use crate::durable::RealStorage;
 use crate::error::{Error, Result};
-use crate::gate::{Gate, NoGate};
+use crate::gate::Gate;
 use crate::journal::{prepare_state_dir, Journal, JournalRead};
 use crate::lock::{self, StateLock};
 use crate::root::HostRoot;
+use crate::services::Systemctl;
 use crate::txn::{self, Engine, Policy, Progress, RecoverReport, SystemClock};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,9 +33,16 @@ pub struct SessionOptions {
     pub recover: bool,
 }
 
+/// The service manager of every session: `systemctl` (the program each transaction's restart
+/// names), with systemd's own start timeout.
+static SYSTEMCTL: Systemctl = Systemctl {
+    timeout: Duration::from_secs(90),
+};
+
 /// A locked, open journal with nothing left open in it (unless `recover` was off).
 pub struct Session {
     journal: Journal,
+    root: HostRoot,
     _lock: StateLock,
     /// What automatic recovery did (empty when nothing was open).
     pub recovered: RecoverReport,
@@ -90,6 +98,7 @@ impl Session {
         let journal = Journal::open(&opts.state_dir)?;
         let mut s = Session {
             journal,
+            root: opts.root.clone(),
             _lock: lock,
             recovered: RecoverReport::default(),
         };
@@ -103,25 +112,33 @@ impl Session {
         &self.journal
     }
 
-    /// The engine over the real file system and clock, with these gate, audit and progress.
+    /// The engine over the real file system, clock and service manager, with these gate,
+    /// audit and progress.
     pub fn engine<'a>(
         &'a self,
         gate: &'a dyn Gate,
         audit: &'a dyn Audit,
         progress: &'a dyn Progress,
     ) -> Engine<'a> {
-        Engine::new(&self.journal, &RealStorage, gate, audit, &SystemClock).with_progress(progress)
+        Engine::new(&self.journal, &RealStorage, gate, audit, &SystemClock)
+            .with_progress(progress)
+            .with_services(&SYSTEMCTL)
     }
 
-    /// Recovery (revert policy, no gate, no network) before a command that changes files.
-    /// Refuses to go on when a conflict remains; files of an unresolved needs-manual
-    /// transaction are refused by the engine itself.
+    /// Recovery (revert policy, no audit, no network for static pods) before a command that
+    /// changes files. A kubelet transaction whose kubelet runs on the configuration being
+    /// restored is restarted and gated as a rollback is (the real gate: its proof is the
+    /// kubelet's own `/healthz`); anything else is restored without a gate. Refuses to go on
+    /// when a conflict remains; files of an unresolved needs-manual transaction are refused by
+    /// the engine itself.
     fn recover_before_change(&self) -> Result<RecoverReport> {
         if self.journal.open_ids()?.is_empty() {
             return Ok(RecoverReport::default());
         }
         tracing::warn!("open transactions found: running recovery first");
-        let engine = Engine::new(&self.journal, &RealStorage, &NoGate, &NoAudit, &SystemClock);
+        let gate = crate::gate::ProbeGate::new(self.root.clone());
+        let engine = Engine::new(&self.journal, &RealStorage, &gate, &NoAudit, &SystemClock)
+            .with_services(&SYSTEMCTL);
         let report = txn::recover(&engine, Policy::Revert, false)?;
         for t in &report.transactions {
             tracing::warn!("recovered transaction {}: {}", t.txid, t.action.text());

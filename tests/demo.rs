@@ -81,6 +81,11 @@ fn the_demo_runs_to_the_end_and_leaves_nothing_running() {
         "4. A crash",
         "5. The journal",
         "6. The audit again",
+        "7. A worker node",
+        "8. Audit the worker",
+        "9. Harden the kubelet",
+        "10. A configuration the kubelet refuses",
+        "11. The worker's journal",
         "Nothing is left running",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
@@ -99,6 +104,17 @@ fn the_demo_runs_to_the_end_and_leaves_nothing_running() {
         "{stdout}"
     );
     assert!(stdout.contains("journal OK"), "{stdout}");
+    // The worker: the drop-in disagreement explained, the kubelet hardened through a gated
+    // restart, the refused cipher suite rolled back with the old kubelet proven healthy.
+    assert!(stdout.contains("kube-bench never reads"), "{stdout}");
+    assert!(
+        stdout.contains("restored, and the old component was proven running and healthy again"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("restarted kubelet.service (Before side written)"),
+        "{stdout}"
+    );
     let root = demo_root(&stdout);
     wait_gone(&root);
     assert!(

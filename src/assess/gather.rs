@@ -566,7 +566,15 @@ pub fn node_facts(
             config: config.as_ref().and_then(read),
             drop_ins: drop_ins.iter().filter_map(read).collect(),
         };
-        facts.kubelet.effective = kubelet_effective(&sources);
+        match kubelet_effective(&sources) {
+            Ok(m) => facts.kubelet.effective = m,
+            Err(why) => files.problems.push(Unreadable {
+                path: config
+                    .clone()
+                    .unwrap_or_else(|| "the kubelet's flags".into()),
+                why: format!("the kubelet's effective configuration cannot be computed: {why}"),
+            }),
+        }
     }
 
     // kube-bench's reading of `$kubeletconf` and `$proxykubeconfig`.

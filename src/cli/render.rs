@@ -425,6 +425,34 @@ pub fn harden(r: &HardenReport) -> Output {
     output(r, r.exit_code, text, stderr)
 }
 
+/// `kharden kubelet set`: the transaction's result, where each change went, what an upgrade
+/// would undo.
+pub fn kubelet(r: &kharden::kubelet::KubeletReport) -> Output {
+    let mut out = txn(&r.txn);
+    let mut notes = String::new();
+    if r.txn.result != "unchanged" || r.placements.iter().any(|p| p.file != "-") {
+        for p in &r.placements {
+            notes.push_str(&format!("{}: {} ({})\n", p.change, p.file, p.why));
+        }
+    }
+    if !r.kept.is_empty() {
+        notes.push_str(&format!(
+            "static pods kept running through the restart: {}\n",
+            r.kept.join(", ")
+        ));
+    }
+    for n in &r.upgrade_notes {
+        notes.push_str(&format!("note: {n}\n"));
+    }
+    if !notes.is_empty() {
+        let mut text = notes.into_bytes();
+        text.extend_from_slice(&out.text);
+        out.text = text;
+    }
+    out.json = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

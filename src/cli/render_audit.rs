@@ -100,6 +100,29 @@ pub fn audit_text(r: &AuditReport, colours: bool) -> String {
         if let Some(fix) = &c.fix {
             out.push_str(&format!("        fix {fix}\n"));
         }
+        let runs = c.component.is_some_and(|comp| {
+            r.components
+                .iter()
+                .any(|v| v.component == comp && v.pid.is_some())
+        });
+        if let (kharden_catalog::Detail::Config { readings }, true) = (&c.detail, runs) {
+            // The value the component runs with, and where it comes from, beside kube-bench's.
+            let mut uses: Vec<String> = Vec::new();
+            for r in readings.iter().filter(|r| r.effective_source != "unknown") {
+                let u = format!(
+                    "{}={} ({})",
+                    r.key.as_deref().unwrap_or(r.flag),
+                    r.effective.as_deref().unwrap_or("not set"),
+                    r.effective_source
+                );
+                if !uses.contains(&u) {
+                    uses.push(u);
+                }
+            }
+            if !uses.is_empty() {
+                out.push_str(&format!("        uses: {}\n", uses.join("; ")));
+            }
+        }
         if let Some(d) = &c.disagreement {
             out.push_str(&format!("        disagreement: {d}\n"));
         } else if c.effective == Some(false) {

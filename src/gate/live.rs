@@ -32,6 +32,9 @@ pub struct ProbeGate {
     pub poll: Duration,
     /// Process events started by [`Gate::arm`] before the write, for the next wait.
     armed: RefCell<Option<EventSource>>,
+    /// The kubelet's systemd unit (`--kubelet-unit`): the kubelet's gate computes the command
+    /// line a restart gives from it.
+    pub kubelet_unit: String,
 }
 
 impl ProbeGate {
@@ -40,6 +43,7 @@ impl ProbeGate {
             root,
             poll: Duration::from_millis(500),
             armed: RefCell::new(None),
+            kubelet_unit: "kubelet.service".into(),
         }
     }
 
@@ -50,6 +54,12 @@ impl ProbeGate {
             Some(source) => WatchedIo::with_source(LiveIo::new(params), source, params),
             None => WatchedIo::start(LiveIo::new(params), params),
         }
+    }
+
+    /// The same gate for a kubelet run by another unit.
+    pub fn with_kubelet_unit(mut self, unit: &str) -> Self {
+        self.kubelet_unit = unit.to_string();
+        self
     }
 }
 
@@ -160,13 +170,22 @@ impl Gate for ProbeGate {
         match &req.spec.target {
             GateTarget::StaticPods => self.static_pods(req, observe),
             GateTarget::Nothing => {
+                // No process is expected to start: events armed for this wait are not needed.
+                drop(self.armed.borrow_mut().take());
                 let watch = KeepWatch::new(&self.root, req.spec, KEEP_PROBE_TIMEOUT);
                 keep::wait(&watch, req, &clock, self.poll, observe)
             }
-            GateTarget::Kubelet { .. } => GateVerdict::failed(
-                FailReason::Unavailable,
-                "the kubelet's gate is not part of this build",
-            ),
+            GateTarget::Kubelet { .. } => {
+                let armed = self.armed.borrow_mut().take();
+                super::kubelet::wait(
+                    &self.root,
+                    &self.kubelet_unit,
+                    self.poll,
+                    armed,
+                    req,
+                    observe,
+                )
+            }
         }
     }
 }

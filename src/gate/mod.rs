@@ -6,6 +6,7 @@
 //! proves the restart from `/proc` and probes like kubelet, with the `kharden-gate` crate.
 
 pub mod keep;
+pub mod kubelet;
 pub mod live;
 
 pub use live::{params_for, ProbeGate};

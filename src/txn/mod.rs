@@ -807,6 +807,7 @@ impl<'a> Engine<'a> {
             let verdict = self.audit.check(&AuditRequest {
                 txid: id,
                 spec: &rec.audit,
+                gate: &rec.gate,
                 files: &rec.files,
                 running_argv,
                 manifest_argv,

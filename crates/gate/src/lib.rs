@@ -27,7 +27,7 @@ pub use gate::{
     LiveIo, Observation, SystemClock,
 };
 pub use probe::{
-    default_server_name, discover_client_cert, discover_cluster_ca, parse_url, probe,
+    default_server_name, discover_client_cert, discover_cluster_ca, fetch, parse_url, probe,
     probe_target_from_pod, probe_with, ClientCertFiles, ProbeClass, ProbeOutcome, ProbeTarget,
     Scheme, TargetError, TlsSettings,
 };

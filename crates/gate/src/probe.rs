@@ -249,10 +249,23 @@ pub fn probe_with(
     timeout: Duration,
     verify: bool,
 ) -> ProbeOutcome {
+    fetch(target, tls, timeout, verify, 512).0
+}
+
+/// One GET like [`probe_with`], with up to `limit` bytes of the body kept: for an answer the
+/// caller reads (the API server's Node object), not only classifies. The outcome's detail is
+/// the status and the start of the body, as a probe's.
+pub fn fetch(
+    target: &ProbeTarget,
+    tls: &TlsSettings,
+    timeout: Duration,
+    verify: bool,
+    limit: u64,
+) -> (ProbeOutcome, Vec<u8>) {
     let tls_config = match target.scheme {
         Scheme::Https => match load_tls(tls, verify) {
             Ok(t) => t,
-            Err(e) => return ProbeOutcome::new(ProbeClass::TlsError, e),
+            Err(e) => return (ProbeOutcome::new(ProbeClass::TlsError, e), Vec::new()),
         },
         Scheme::Http => TlsConfig::default(),
     };
@@ -286,19 +299,25 @@ pub fn probe_with(
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let mut body = Vec::new();
-            // The body is only a detail for the journal; a read error leaves it short.
-            let _ = resp.body_mut().as_reader().take(512).read_to_end(&mut body);
-            let body = String::from_utf8_lossy(&body).trim().to_string();
-            let detail = format!("{status} {body}");
+            // A read error leaves the body short: the detail says what arrived.
+            let _ = resp
+                .body_mut()
+                .as_reader()
+                .take(limit)
+                .read_to_end(&mut body);
+            let shown = String::from_utf8_lossy(&body[..body.len().min(512)])
+                .trim()
+                .to_string();
+            let detail = format!("{status} {shown}");
             let class = match status {
                 200..=299 => ProbeClass::Healthy(status),
                 401 | 403 => ProbeClass::Unauthorized(status),
                 500..=599 => ProbeClass::ServerError(status),
                 s => ProbeClass::OtherStatus(s),
             };
-            ProbeOutcome::new(class, detail)
+            (ProbeOutcome::new(class, detail), body)
         }
-        Err(e) => classify_error(e),
+        Err(e) => (classify_error(e), Vec::new()),
     }
 }
 

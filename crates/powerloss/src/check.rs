@@ -55,6 +55,24 @@ pub fn all_txns(j: &Journal) -> Result<Vec<TxnRecord>, String> {
 /// The invariants on the disk and journal as they are now (recovery already ran).
 pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Vec<String> {
     let mut bad = Vec::new();
+    {
+        // A kubelet that runs (recovery without a power cut) runs what its file holds.
+        let w = lock(world);
+        if let Some(running) = &w.service {
+            let file = w
+                .live
+                .file(&crate::harness::kubelet_config())
+                .map(|i| i.data.clone())
+                .unwrap_or_default();
+            if *running != file {
+                bad.push(format!(
+                    "the kubelet runs a configuration ({} bytes) its file no longer holds ({} bytes)",
+                    running.len(),
+                    file.len()
+                ));
+            }
+        }
+    }
     match journal.open_ids() {
         Ok(ids) if !ids.is_empty() => {
             bad.push(format!("transactions still open after recover: {ids:?}"))
@@ -290,6 +308,10 @@ fn recover_and_check_inner(world: &Shared, oracle: &Oracle) -> (Vec<String>, boo
         }
     };
     let mut bad = Vec::new();
+    let (ops_before, running_before) = {
+        let w = lock(world);
+        (w.op_log.len(), w.service.is_some())
+    };
     let did_work = match run_recover(world, &journal) {
         Ok(r) => {
             if r.has_conflicts() {
@@ -302,6 +324,13 @@ fn recover_and_check_inner(world: &Shared, oracle: &Oracle) -> (Vec<String>, boo
             return (bad, false);
         }
     };
+    // After a power cut the kubelet is not running: `kharden recover` runs at boot before it,
+    // restores files and starts nothing (a restart there would start the kubelet on files
+    // recovery has not finished with). After a kill of kharden alone it may run, and then
+    // recovery must restart it on what it restores (checked in `check_state`).
+    if !running_before && lock(world).op_log[ops_before..].contains(&crate::sim::OpKind::Restart) {
+        bad.push("recovery after a power cut restarted the kubelet".into());
+    }
     bad.extend(check_state(world, &mut journal, oracle));
     // Recover twice changes nothing: no open transaction, no file touched.
     let before = lock(world).live.clone();
@@ -372,6 +401,10 @@ pub fn run_recover(
     let clock = crate::harness::SimClock::new();
     let gate = crate::harness::ScriptedGate::default();
     let audit = crate::harness::FixedAudit(true);
-    let engine = kharden::txn::Engine::new(journal, &storage, &gate, &audit, &clock);
+    let services = crate::harness::SimServices {
+        world: world.clone(),
+    };
+    let engine = kharden::txn::Engine::new(journal, &storage, &gate, &audit, &clock)
+        .with_services(&services);
     recover(&engine, Policy::Revert, false)
 }

@@ -205,6 +205,61 @@ pub fn explore(scn: &Scenario, bugs: Bugs, bounds: Bounds) -> Report {
     report
 }
 
+/// Explore kills of kharden alone (`kill -9`, the OOM killer) at every operation of `scn`'s
+/// workload: the page cache survives (every write kept, nothing torn) and so does the service
+/// the workload restarted, running whatever it started on. Recovery then finds a kubelet
+/// running, possibly on the after side it is about to restore: it must restart it on the
+/// restored files (the invariant of `check_state`: a running service runs what its file holds).
+pub fn explore_kills(scn: &Scenario, bugs: Bugs) -> Report {
+    let mut report = Report::default();
+    let (tree, oracle0) = match base(scn) {
+        Ok(b) => b,
+        Err(e) => {
+            report.violations.push(Violation {
+                scenario: scn.name.into(),
+                crash_at: 0,
+                recovery_crash_at: None,
+                fates: String::new(),
+                what: vec![e],
+            });
+            return report;
+        }
+    };
+    let (_, _, total) = run_to_crash(&tree, bugs, None, &scn.workload);
+    for n in 0..=total {
+        report.crash_points += 1;
+        let mut w = World::from_tree(tree.clone());
+        w.bugs = bugs;
+        w.crash_at = Some(n);
+        let world = shared(w);
+        let reported = with_ctx(&world, &scn.workload)
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+        let (live, service) = {
+            let w = lock(&world);
+            (w.live.clone(), w.service.clone())
+        };
+        let mut oracle = oracle0.clone();
+        oracle.reported.extend(reported);
+        report.crash_states += 1;
+        let mut w = World::from_tree(live);
+        w.bugs = bugs;
+        w.service = service;
+        let world = shared(w);
+        let (bad, _) = recover_and_check_full(&world, &oracle);
+        if !bad.is_empty() {
+            report.violations.push(Violation {
+                scenario: format!("{} (kill)", scn.name),
+                crash_at: n,
+                recovery_crash_at: None,
+                fates: "page cache kept".into(),
+                what: bad,
+            });
+        }
+    }
+    report
+}
+
 /// Explore power cuts during recovery, from each of `starts` (disks on which recovery has work
 /// to do): cut before every operation of recovery, build the post-crash disks, recover again,
 /// check.

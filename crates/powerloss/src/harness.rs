@@ -79,6 +79,32 @@ impl Gate for ScriptedGate {
     }
 }
 
+/// The service manager of the simulated machine: a restart runs the kubelet on what its
+/// configuration file holds now ([`crate::sim::World::restart_service`], a crash point like a
+/// storage operation); the kubelet runs until a power cut.
+#[derive(Clone)]
+pub struct SimServices {
+    pub world: Shared,
+}
+
+/// The kubelet's configuration file in the kubelet scenarios.
+pub fn kubelet_config() -> PathBuf {
+    PathBuf::from("/var/lib/kubelet/config.yaml")
+}
+
+impl kharden::services::Services for SimServices {
+    fn restart(&self, service: &kharden::journal::Restart) -> Result<String, String> {
+        lock(&self.world)
+            .restart_service(&kubelet_config())
+            .map(|()| format!("{} restarted (simulated)", service.unit))
+            .map_err(|e| e.to_string())
+    }
+    fn is_active(&self, _service: &kharden::journal::Restart) -> Result<bool, String> {
+        let w = lock(&self.world);
+        Ok(w.service.is_some() && !w.bugs.service_never_active)
+    }
+}
+
 /// An audit with a fixed verdict.
 #[derive(Debug, Clone, Copy)]
 pub struct FixedAudit(pub bool);
@@ -94,6 +120,30 @@ impl Audit for FixedAudit {
             },
             output: None,
         }
+    }
+}
+
+/// A kubelet transaction on its configuration file: written, the kubelet restarted, gated on it.
+pub fn kubelet_plan(after: Vec<u8>) -> Plan {
+    Plan {
+        ops: vec![FileOp::contents(kubelet_config(), Some(after))],
+        gate: GateSpec {
+            enabled: true,
+            timeout_secs: 60,
+            stable_for_secs: 1,
+            target: kharden::journal::GateTarget::Kubelet {
+                healthz_before: "http://127.0.0.1:10248/healthz".into(),
+                healthz_after: "http://127.0.0.1:10248/healthz".into(),
+                kubeconfig: None,
+                node: None,
+            },
+            ..Default::default()
+        },
+        restart: Some(kharden::journal::Restart {
+            unit: "kubelet.service".into(),
+            systemctl: "systemctl".into(),
+        }),
+        ..plan(&[], true, true)
     }
 }
 
@@ -181,12 +231,14 @@ pub struct Ctx<'a> {
     pub journal: &'a Journal,
     pub storage: &'a SimStorage,
     pub clock: &'a SimClock,
+    pub services: SimServices,
     pub reported: RefCell<Reported>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn engine<'b>(&'b self, gate: &'b dyn Gate, audit: &'b dyn Audit) -> Engine<'b> {
         Engine::new(self.journal, self.storage, gate, audit, self.clock)
+            .with_services(&self.services)
     }
 
     /// Whether the power is still on (outcomes returned after a crash were never seen).
@@ -238,6 +290,9 @@ pub fn with_ctx<R>(
         journal: &journal,
         storage: &storage,
         clock: &clock,
+        services: SimServices {
+            world: world.clone(),
+        },
         reported: RefCell::new(Vec::new()),
     };
     let r = f(&ctx);
@@ -259,6 +314,9 @@ pub fn with_ctx_journal<R>(
         journal,
         storage,
         clock: &clock,
+        services: SimServices {
+            world: world.clone(),
+        },
         reported: RefCell::new(Vec::new()),
     };
     let r = f(&ctx);

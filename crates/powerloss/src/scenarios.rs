@@ -5,7 +5,9 @@
 //! and visible.
 
 use crate::explore::Scenario;
-use crate::harness::{manifest, meta_plan, plan, FixedAudit, ScriptedGate};
+use crate::harness::{
+    kubelet_config, kubelet_plan, manifest, meta_plan, plan, FixedAudit, ScriptedGate,
+};
 use kharden::durable::FileMeta;
 use kharden::journal::{AuditSpec, GateSpec};
 use std::path::PathBuf;
@@ -230,6 +232,37 @@ pub fn metadata_rollback() -> Scenario {
     }
 }
 
+/// A kubelet transaction (issue 14): the configuration written, the kubelet restarted (a crash
+/// point of its own), the gate fails, the rollback restores the file, restarts the kubelet
+/// again and its gate passes. Recovery must reason about the restart: after a power cut the
+/// kubelet is not running, and recovery (at boot, before it) restores and starts nothing.
+pub fn kubelet_restart_rollback() -> Scenario {
+    Scenario {
+        name: "kubelet restart, gate failure and rollback",
+        files: vec![(kubelet_config(), Some(body(0, 1500)))],
+        setup: None,
+        first_run: false,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::new(vec![false, true]);
+            ctx.run(kubelet_plan(body(1, 1600)), &gate, &FixedAudit(true));
+        }),
+    }
+}
+
+/// A kubelet transaction that commits: written, restarted, gated, audited.
+pub fn kubelet_restart_commit() -> Scenario {
+    Scenario {
+        name: "kubelet restart and commit",
+        files: vec![(kubelet_config(), Some(body(0, 1500)))],
+        setup: None,
+        first_run: false,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::default();
+            ctx.run(kubelet_plan(body(1, 1600)), &gate, &FixedAudit(true));
+        }),
+    }
+}
+
 /// Every scenario of the exhaustive suite.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -241,5 +274,7 @@ pub fn all() -> Vec<Scenario> {
         prune(),
         metadata_commit(),
         metadata_rollback(),
+        kubelet_restart_commit(),
+        kubelet_restart_rollback(),
     ]
 }

@@ -253,6 +253,10 @@ pub struct Bugs {
     pub journal_created_in_place: bool,
     /// `set_meta` skips the file's fsync: a committed chmod/chown can be lost at a power cut.
     pub skip_meta_fsync: bool,
+    /// The service manager says the kubelet is not running when it is: recovery restores the
+    /// files of a kubelet transaction and restarts nothing (issue 14's failure: the kubelet
+    /// keeps running a configuration no file holds).
+    pub service_never_active: bool,
 }
 
 /// An I/O error the world injects.
@@ -275,6 +279,9 @@ pub enum OpKind {
     DbWrite,
     DbSetLen,
     DbSync,
+    /// A service restarted (`systemctl restart kubelet`): not a storage operation, but a crash
+    /// point between a write and the restart is one recovery must reason about.
+    Restart,
 }
 
 impl OpKind {
@@ -362,6 +369,9 @@ pub struct World {
     pub bugs: Bugs,
     /// The kind of every operation begun, in order (to aim a fault at one of them).
     pub op_log: Vec<OpKind>,
+    /// The running service (the kubelet) and the configuration it started with (`None`: not
+    /// running). A power cut stops it: a world built from a post-crash disk has none.
+    pub service: Option<Vec<u8>>,
     next_ino: Ino,
 }
 
@@ -387,8 +397,21 @@ impl World {
             faults_injected: 0,
             bugs: Bugs::default(),
             op_log: Vec::new(),
+            service: None,
             next_ino,
         }
+    }
+
+    /// Restart the service: it reads `config` (as the page cache has it) and runs on it.
+    pub fn restart_service(&mut self, config: &Path) -> io::Result<()> {
+        self.begin(OpKind::Restart)?;
+        self.service = Some(
+            self.live
+                .file(config)
+                .map(|i| i.data.clone())
+                .unwrap_or_default(),
+        );
+        Ok(())
     }
 
     /// An empty disk with the state directory and no journal yet (the first `open_journal`

@@ -12,7 +12,7 @@
 )]
 
 use kharden_powerloss::crash::Bounds;
-use kharden_powerloss::explore::{explore, Report};
+use kharden_powerloss::explore::{explore, explore_kills, Report};
 use kharden_powerloss::scenarios;
 use kharden_powerloss::sim::Bugs;
 
@@ -167,4 +167,26 @@ fn skipping_the_fsync_of_a_metadata_change_is_caught() {
     );
     let ok = explore(&scenarios::metadata_commit(), Bugs::default(), bounds);
     assert!(ok.violations.is_empty(), "{:?}", ok.violations.first());
+}
+
+/// A service manager that says the kubelet is not running when it is: after kharden alone is
+/// killed mid-transaction, recovery restores the files without restarting the kubelet, which
+/// keeps running the after side no file holds any more.
+#[test]
+fn a_recovery_that_does_not_restart_a_running_kubelet_is_caught() {
+    let r = explore_kills(
+        &scenarios::kubelet_restart_commit(),
+        Bugs {
+            service_never_active: true,
+            ..Bugs::default()
+        },
+    );
+    assert!(
+        r.violations.iter().any(|v| v
+            .what
+            .iter()
+            .any(|w| w.contains("runs a configuration") && w.contains("no longer holds"))),
+        "expected a kubelet left on a configuration no file holds: {:?}",
+        r.violations.first()
+    );
 }

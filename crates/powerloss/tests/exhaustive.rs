@@ -14,7 +14,9 @@
 )]
 
 use kharden_powerloss::crash::Bounds;
-use kharden_powerloss::explore::{explore, explore_recovery, spread, Report, Scenario};
+use kharden_powerloss::explore::{
+    explore, explore_kills, explore_recovery, spread, Report, Scenario,
+};
 use kharden_powerloss::scenarios;
 use kharden_powerloss::sim::Bugs;
 
@@ -112,4 +114,30 @@ fn metadata_transaction_and_its_recovery() {
 #[test]
 fn metadata_gate_failure_rollback() {
     run(scenarios::metadata_rollback(), false);
+}
+
+/// Issue 14: a kubelet transaction restarts the kubelet after each side is written. Power cuts
+/// everywhere (the kubelet is then not running at recovery: it restores and starts nothing),
+/// and kills of kharden alone everywhere (the kubelet runs on: recovery restarts it on the
+/// restored files).
+#[test]
+fn kubelet_restart_commit_and_rollback() {
+    for scn in [
+        scenarios::kubelet_restart_commit(),
+        scenarios::kubelet_restart_rollback(),
+    ] {
+        let kills = explore_kills(&scn, Bugs::default());
+        eprintln!(
+            "{} (kills): {} crash points, {} violations",
+            scn.name,
+            kills.crash_points,
+            kills.violations.len()
+        );
+        for v in kills.violations.iter().take(10) {
+            eprintln!("VIOLATION {v}");
+        }
+        assert!(kills.crash_points > 10);
+        assert!(kills.violations.is_empty(), "{}", kills.violations[0]);
+        run(scn, true);
+    }
 }

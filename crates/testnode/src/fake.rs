@@ -18,11 +18,15 @@
 //! - `FAKE_CRASH_AFTER_MS=N`: exit 1 N ms after start (a crash loop under the emulator).
 //! - `FAKE_START_DELAY_MS=N`: wait N ms before listening (slow start).
 //! - `FAKE_HEALTH_STATUS=503`: answer health endpoints with this status.
+//! - `FAKE_NODE_READY_FILE=/path`: the `Ready` status of every Node the API server serves
+//!   (`GET /api/v1/nodes/NAME`, client certificate required): the file's contents (`True`,
+//!   `False`, `Unknown`), `True` when absent; read at every request.
 //!
 //! Differences from the real binaries: `--bind-address` defaults to 127.0.0.1 (the real default
-//! is 0.0.0.0; tests must not listen on other interfaces), nothing but health endpoints is
-//! served, and authorization is not modelled (anonymous requests to health paths are allowed,
-//! as the default `system:public-info-viewer` binding does).
+//! is 0.0.0.0; tests must not listen on other interfaces), nothing but health endpoints, the
+//! version and Node objects is served (a Node's status comes from the knob above: no kubelet
+//! posts it), and authorization is not modelled (anonymous requests to health paths are
+//! allowed, as the default `system:public-info-viewer` binding does).
 
 use crate::flags::{self, ComponentSpec, FlagValues};
 use rustls::pki_types::pem::PemObject;
@@ -211,6 +215,8 @@ fn handle(
         )
     } else if path == "/version" {
         (200, version_body())
+    } else if let (Some(name), true) = (path.strip_prefix("/api/v1/nodes/"), authenticated) {
+        (200, node_body(name))
     } else if is_health {
         if status == 200 {
             (200, "ok".to_string())
@@ -258,6 +264,36 @@ fn version_body() -> String {
     format!(
         "{{\n  \"major\": \"{major}\",\n  \"minor\": \"{minor}\",\n  \"gitVersion\": \"{v}\",\n  \"gitCommit\": \"0000000000000000000000000000000000000000\",\n  \"gitTreeState\": \"clean\",\n  \"buildDate\": \"2024-01-01T00:00:00Z\",\n  \"goVersion\": \"go1.22.0\",\n  \"compiler\": \"gc\",\n  \"platform\": \"linux/amd64\"\n}}"
     )
+}
+
+/// `GET /api/v1/nodes/NAME`: a Node whose `Ready` condition is `True`, or what the file named
+/// by `FAKE_NODE_READY_FILE` says (`False`, `Unknown`; read at every request, so a test can
+/// change it). The fake runs no node lifecycle controller: every name is a registered Node.
+fn node_body(name: &str) -> String {
+    let status = std::env::var("FAKE_NODE_READY_FILE")
+        .ok()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "True".into());
+    let (reason, message) = if status == "True" {
+        ("KubeletReady", "kubelet is posting ready status")
+    } else {
+        (
+            "KubeletNotReady",
+            "container runtime network not ready (fake)",
+        )
+    };
+    serde_json::json!({
+        "kind": "Node",
+        "apiVersion": "v1",
+        "metadata": {"name": name},
+        "status": {"conditions": [
+            {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+            {"type": "Ready", "status": status, "reason": reason, "message": message}
+        ]}
+    })
+    .to_string()
 }
 
 fn reason(code: u16) -> &'static str {

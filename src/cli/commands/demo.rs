@@ -1,10 +1,14 @@
-//! `kharden demo`: a self-contained run on a simulated control-plane node.
+//! `kharden demo`: a self-contained run on a simulated control-plane node, then on a simulated
+//! worker node.
 //!
 //! It builds a node in a temp dir (kubeadm-shaped manifests, generated certificates), starts
 //! the kubelet emulator (this very binary, `__kubelet`) which runs the fake control-plane
 //! components (this binary again, through symlinks) and the real etcd when installed, then
-//! runs kharden's own commands against it, as an operator would, and narrates. Every process
-//! it starts dies with it (`PR_SET_PDEATHSIG` down the tree), also on Ctrl-C.
+//! runs kharden's own commands against it, as an operator would, and narrates. The worker
+//! node (below the first one's directory) is kubeadm's kubelet run by the service-manager
+//! emulator (this binary as `systemd`, `systemctl` and `kubelet`), whose configuration kharden
+//! audits, hardens and rolls back. Every process it starts dies with it (`PR_SET_PDEATHSIG`
+//! down the tree), also on Ctrl-C.
 // The demo builds a simulated node in a temp dir (its fixtures are not managed files) and
 // times its narration with the wall clock.
 #![allow(clippy::disallowed_methods)]
@@ -15,7 +19,8 @@ use crate::cli::Output;
 use kharden::exit;
 use kharden::Error as CliError;
 use kharden_testnode::{
-    etcd_binary, write_node, KubeletOptions, KubeletProcess, NodeOptions, NodePorts,
+    etcd_binary, write_node, write_worker_node, KubeletNodeOptions, KubeletOptions, KubeletProcess,
+    NodeOptions, NodePorts, ServiceManagerOptions, ServiceManagerProcess,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,6 +39,8 @@ struct Demo {
     state: PathBuf,
     reject_file: PathBuf,
     start: Instant,
+    /// The worker's `systemctl` (the service-manager emulator's), for kubelet changes.
+    systemctl: Option<PathBuf>,
 }
 
 impl Demo {
@@ -44,6 +51,10 @@ impl Demo {
             .env_remove("KHARDEN_CRASH_AT")
             .args(args)
             .stdin(Stdio::null());
+        match &self.systemctl {
+            Some(s) => c.env("KHARDEN_SYSTEMCTL", s),
+            None => c.env_remove("KHARDEN_SYSTEMCTL"),
+        };
         c
     }
 
@@ -184,9 +195,74 @@ fn run_demo(exe: &Path, root: &Path) -> Result<Output, CliError> {
         state: root.join("var/lib/kharden"),
         reject_file,
         start,
+        systemctl: None,
     };
     let result = narrate(&demo, &node, with_etcd);
     kubelet.stop();
+    result?;
+    worker(exe, &root.join("worker"), start)
+}
+
+/// `GET /healthz` on 127.0.0.1:`port` answers `200 ok`.
+fn healthz_ok(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    r.starts_with("HTTP/1.1 200") && r.ends_with("ok")
+}
+
+/// The worker node's part: its kubelet audited, hardened, and a refused configuration rolled
+/// back in seconds.
+fn worker(exe: &Path, root: &Path, start: Instant) -> Result<Output, CliError> {
+    let err = |e: String| CliError::Other(e);
+    std::fs::create_dir_all(root).map_err(|e| err(e.to_string()))?;
+    let k = write_worker_node(
+        root,
+        &KubeletNodeOptions {
+            // A name of its own: another demo on this machine runs a kubelet with another
+            // command line.
+            node_name: format!("demo-worker-{}", std::process::id()),
+            restart_sec: Duration::from_secs(1),
+            config_dir: Some("/etc/kubernetes/kubelet.conf.d".into()),
+            ..KubeletNodeOptions::default()
+        },
+    )
+    .map_err(|e| err(format!("building the simulated worker: {e}")))?;
+    // An operator's drop-in from long ago, re-opening the read-only port: kube-bench never
+    // reads drop-ins.
+    let dir = k
+        .config_dir
+        .clone()
+        .ok_or_else(|| err("no --config-dir".into()))?;
+    std::fs::write(
+        dir.join("50-legacy.conf"),
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nreadOnlyPort: 10255\n",
+    )
+    .map_err(|e| err(e.to_string()))?;
+    let mut opts = KubeletOptions::simulated_node(root, exe)
+        .map_err(|e| err(format!("installing the worker's binaries: {e}")))?;
+    opts.grace_period = Duration::from_secs(2);
+    let mut sm = ServiceManagerProcess::spawn(exe, &ServiceManagerOptions::new(root), &opts)
+        .map_err(|e| err(format!("starting the service-manager emulator: {e}")))?;
+    let d = Demo {
+        exe: exe.to_path_buf(),
+        root: root.to_path_buf(),
+        state: root.join("var/lib/kharden"),
+        reject_file: root.join("reject-flags"),
+        start,
+        systemctl: Some(sm.systemctl_path()),
+    };
+    let result = narrate_worker(&d, &k);
+    sm.stop();
     result
 }
 
@@ -225,6 +301,64 @@ fn last_txid(d: &Demo) -> Result<u64, CliError> {
     v["transactions"][0]["txid"]
         .as_u64()
         .ok_or_else(|| CliError::Other("the journal has no transaction".into()))
+}
+
+fn narrate_worker(d: &Demo, k: &kharden_testnode::KubeletNode) -> Result<Output, CliError> {
+    d.say(
+        "7. A worker node at $NODE/worker: kubeadm's kubelet.service (unit, 10-kubeadm.conf, kubeadm-flags.env, config.yaml, a --config-dir) run by a service-manager emulator that answers systemctl like systemd (Restart=always, RestartSec=1s); the kubelet emulator loads its configuration like the kubelet and exits on what the kubelet refuses",
+    );
+    let t0 = Instant::now();
+    while !healthz_ok(k.healthz_port) {
+        check_interrupt()?;
+        if t0.elapsed() > Duration::from_secs(30) {
+            return Err(CliError::Other("the worker's kubelet did not start".into()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "the kubelet answers /healthz on 127.0.0.1:{}",
+        k.healthz_port
+    );
+
+    d.say("8. Audit the worker (sections 4.1 to 4.3): kube-bench's verdict, then what the kubelet really runs (flags over --config-dir drop-ins over config.yaml over the defaults), with the disagreement explained: an old drop-in re-opens the read-only port, which kube-bench never reads");
+    d.run(&["audit", "--targets", "node"])?;
+
+    d.say("9. Harden the kubelet: each fix is written where it wins (here the drop-in that sets it, else kharden's own drop-in, which a kubeadm upgrade leaves alone), then one `systemctl restart kubelet`, journaled like a write; the gate proves a new kubelet process with the unit's command line, /healthz ok for 2 s, and the audit checks the restarted kubelet runs every intended value");
+    d.run(&["harden", "--stable-for", "2", "--health-timeout", "30"])?;
+
+    d.say("10. A configuration the kubelet refuses: a typo in a cipher suite name. The kubelet exits at start, systemd restarts it every second; kharden sees it crash twice (kernel process events), restores the files, restarts the kubelet again and proves the old one healthy: rolled back in seconds");
+    d.run(&[
+        "kubelet",
+        "set",
+        "tlsCipherSuites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA265",
+        "--stable-for",
+        "2",
+        "--health-timeout",
+        "30",
+    ])?;
+    let log = d
+        .kharden(&["-o", "json", "journal", "log", "--limit", "1"])
+        .output()
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap_or_default();
+    if let Some(id) = v["transactions"][0]["txid"].as_u64() {
+        d.run(&["journal", "show", &id.to_string()])?;
+    }
+
+    d.say("11. The worker's journal");
+    d.run(&["journal", "log"])?;
+    d.run(&["journal", "verify"])?;
+    d.say(&format!(
+        "Done in {:.0} s. Nothing is left running.",
+        d.start.elapsed().as_secs_f32()
+    ));
+    Ok(Output {
+        json: serde_json::json!({"result": "demo", "exit_code": exit::SUCCESS}),
+        text: Vec::new(),
+        stderr: String::new(),
+        code: exit::SUCCESS,
+        outcome: "demo done".into(),
+    })
 }
 
 fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> Result<Output, CliError> {
@@ -345,10 +479,7 @@ fn narrate(d: &Demo, node: &kharden_testnode::Node, with_etcd: bool) -> Result<O
 
     d.say("6. The audit again");
     d.run(&["audit"])?;
-    d.say(&format!(
-        "Done in {:.0} s. Nothing is left running.",
-        d.start.elapsed().as_secs_f32()
-    ));
+    println!("the control-plane node is stopped; now a worker node");
     Ok(Output {
         json: serde_json::json!({"result": "demo", "exit_code": exit::SUCCESS}),
         text: Vec::new(),

@@ -1,6 +1,6 @@
 //! `kharden harden`: the library plans and runs; this parses and renders.
 
-use super::{audit_for, gate_for, plan_options, Ctx};
+use super::{audit_for, kubelet, plan_options, Ctx};
 use crate::cli::args::HardenArgs;
 use crate::cli::progress::Spinner;
 use crate::cli::{render, Output};
@@ -61,6 +61,7 @@ pub fn run(ctx: &Ctx<'_>, a: &HardenArgs) -> Result<Output> {
         audit: ctx.audit_spec(&a.audit),
         options: plan_options(&a.safety),
         processes,
+        kubelet: Some(kubelet::service(&a.gate)),
     };
     req.validate()?;
     if let Some(script) = &req.audit.script {
@@ -71,7 +72,7 @@ pub fn run(ctx: &Ctx<'_>, a: &HardenArgs) -> Result<Output> {
     }
     let signals = ProcessSignals::install().map_err(|e| Error::Other(format!("signals: {e}")))?;
     let session = ctx.session(vec![manifests_dir], true)?;
-    let gate = gate_for(ctx, &req.gate);
+    let gate = kubelet::gate(ctx, &req.gate, &a.gate.kubelet_unit);
     let audit = audit_for(&req.audit);
     let spinner = Spinner::new(ctx.json);
     let engine = session

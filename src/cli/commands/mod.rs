@@ -9,6 +9,7 @@ pub mod drift;
 mod edit;
 mod harden;
 mod journal;
+mod kubelet;
 mod recover;
 mod rollback;
 
@@ -153,9 +154,7 @@ pub fn run(cli: &Cli, matches: &ArgMatches) -> Result<Output> {
         Command::Harden(a) => harden::run(&ctx, a),
         #[cfg(feature = "demo")]
         Command::Demo(a) => demo::run(&ctx, a),
-        Command::Kubelet(k) => Err(Error::Usage(format!(
-            "kharden kubelet {k:?}: not available yet"
-        ))),
+        Command::Kubelet(k) => kubelet::run(&ctx, k),
         Command::Drift(a) => drift::run(&ctx, a),
         Command::Completions { shell } => {
             let mut buf = Vec::new();

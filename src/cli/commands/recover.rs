@@ -1,6 +1,6 @@
 //! `kharden recover`.
 
-use super::{audit_for, gate_for, Ctx};
+use super::{audit_for, kubelet, Ctx};
 use crate::cli::args::{PolicyArg, RecoverArgs};
 use crate::cli::progress::Spinner;
 use crate::cli::{render, Output};
@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx<'_>, a: &RecoverArgs) -> Result<Output> {
     };
     let signals = ProcessSignals::install().map_err(|e| Error::Other(format!("signals: {e}")))?;
     let session = ctx.session(Vec::new(), false)?;
-    let gate = gate_for(ctx, &ctx.gate_spec(&a.gate, None)?);
+    let gate = kubelet::gate(ctx, &ctx.gate_spec(&a.gate, None)?, &a.gate.kubelet_unit);
     let audit = audit_for(&AuditSpec {
         builtin: true,
         script: None,
