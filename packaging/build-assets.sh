@@ -2,7 +2,7 @@
 # Generate target/assets/ (man page and shell completions) from the release binary, for
 # `cargo deb` (see [package.metadata.deb] in Cargo.toml and docs/packaging.md).
 #
-#   packaging/build-assets.sh            # builds the release binary first
+#   packaging/build-assets.sh            # builds the release binary (the product: no demo) first
 #   KHARDEN_BIN=path packaging/build-assets.sh
 #
 # Uses `kharden man` and `kharden completions SHELL`, which print to stdout.
@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT_DIR"
 if [ -z "${KHARDEN_BIN:-}" ]; then
-    cargo build --release -q -p kharden --bin kharden
+    cargo build --release -q -p kharden --bin kharden --no-default-features
     KHARDEN_BIN=$ROOT_DIR/target/release/kharden
 fi
 OUT=$ROOT_DIR/target/assets

@@ -25,7 +25,9 @@ if ! command -v musl-gcc >/dev/null 2>&1; then
     echo "FAILED: musl-gcc not found (apt-get install musl-tools); blake3's C code needs it" >&2
     exit 1
 fi
-CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release -p kharden --bin kharden --target "$TARGET"
+# The product: without the `demo` feature (no demo command, no test node).
+CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release -p kharden --bin kharden \
+    --no-default-features --target "$TARGET"
 BIN=target/$TARGET/release/kharden
 desc=$(file -b "$BIN" 2>/dev/null || true)
 if command -v ldd >/dev/null 2>&1 && ldd "$BIN" 2>&1 | grep -q '=>'; then
@@ -33,4 +35,5 @@ if command -v ldd >/dev/null 2>&1 && ldd "$BIN" 2>&1 | grep -q '=>'; then
     exit 1
 fi
 "$BIN" --version
+bash packaging/check-product.sh "$BIN"
 echo "ok: static musl build: $BIN ($(stat -c %s "$BIN") bytes) ${desc:+($desc)}"
