@@ -29,7 +29,11 @@ fn seen(node: &Node, args: &[&str]) -> String {
         before,
         "a refusal changed the manifest"
     );
-    assert_eq!(node.manifest_dir_entries(), entries, "a refusal left a file");
+    assert_eq!(
+        node.manifest_dir_entries(),
+        entries,
+        "a refusal left a file"
+    );
     let dir = node.dir.path().to_str().unwrap();
     // The node's path also appears canonicalised (/tmp may be a link on some systems).
     let canon = std::fs::canonicalize(node.dir.path()).unwrap();
@@ -126,7 +130,11 @@ fn refusal_a_symbolic_link() {
 fn refusal_a_corrupted_journal() {
     let node = Node::new();
     std::fs::create_dir_all(&node.state).unwrap();
-    std::fs::write(node.state.join("journal.redb"), vec![0x5a; 8192]).unwrap();
+    let journal = node.state.join("journal.redb");
+    std::fs::write(&journal, vec![0x5a; 8192]).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&node.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o600)).unwrap();
     let m = manifest(&node);
     insta::assert_snapshot!(seen(
         &node,
@@ -153,4 +161,35 @@ fn refusal_an_unknown_benchmark() {
 fn refusal_rollback_of_a_transaction_that_does_not_exist() {
     let node = Node::new();
     insta::assert_snapshot!(seen(&node, &["rollback", "42"]));
+}
+
+#[test]
+fn refusal_a_journal_open_to_others() {
+    let node = Node::new();
+    std::fs::create_dir_all(&node.state).unwrap();
+    std::fs::write(node.state.join("journal.redb"), b"").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&node.state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(
+        node.state.join("journal.redb"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let m = manifest(&node);
+    insta::assert_snapshot!(seen(
+        &node,
+        &["apply", &m, "--set", "profiling=false", "--no-gate"]
+    ));
+}
+
+#[test]
+fn refusal_a_kubelet_value_of_the_wrong_type() {
+    let node = Node::new();
+    insta::assert_snapshot!(seen(&node, &["kubelet", "set", "readOnlyPort=none"]));
+}
+
+#[test]
+fn refusal_a_kubelet_change_without_a_kubelet() {
+    let node = Node::new();
+    insta::assert_snapshot!(seen(&node, &["kubelet", "set", "readOnlyPort=0"]));
 }

@@ -113,7 +113,9 @@ pub enum KubeletCommand {
 
 #[derive(Debug, Args)]
 pub struct KubeletSetArgs {
-    /// KEY=VALUE pairs (VALUE read as YAML: true, 0, a string; lists as [a,b]).
+    /// KEY=VALUE pairs. VALUE is read as the key's type in KubeletConfiguration v1beta1
+    /// (true/false, an integer, a duration such as 4h0m0s, a string); a list is given
+    /// comma-separated (tlsCipherSuites=A,B), a feature gate as featureGates.NAME=true.
     #[arg(value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
     /// Remove a key (it takes the kubelet's default).

@@ -177,14 +177,12 @@ impl Gate for ProbeGate {
             }
             GateTarget::Kubelet { .. } => {
                 let armed = self.armed.borrow_mut().take();
-                super::kubelet::wait(
-                    &self.root,
-                    &self.kubelet_unit,
-                    self.poll,
-                    armed,
-                    req,
-                    observe,
-                )
+                // The unit the transaction journaled (a recovery may run without
+                // --kubelet-unit), else this gate's.
+                let unit = req
+                    .restart
+                    .map_or(self.kubelet_unit.as_str(), |r| r.unit.as_str());
+                super::kubelet::wait(&self.root, unit, self.poll, armed, req, observe)
             }
         }
     }

@@ -44,6 +44,9 @@ pub struct GateRequest<'a> {
     pub purpose: Purpose,
     /// Signals: the gate stops waiting when one asks it to (the engine decides what follows).
     pub interrupts: &'a dyn Interrupts,
+    /// The service the transaction restarts (the kubelet's unit), as journaled: a recovery run
+    /// without `--kubelet-unit` gates the unit the transaction restarted.
+    pub restart: Option<&'a crate::journal::Restart>,
 }
 
 impl GateRequest<'_> {

@@ -1176,6 +1176,7 @@ impl<'a> Engine<'a> {
             deadline,
             purpose,
             interrupts: self.interrupts,
+            restart: rec.restart.as_ref(),
         };
         let mut journal_err = None;
         let verdict = self.gate.wait(&req, &mut |o: &Observation| {
