@@ -22,7 +22,7 @@ use crate::journal::GateTarget;
 use crate::journal::{AuditSpec, GateSpec, TxId, TxnKind};
 use crate::root::HostRoot;
 use crate::txn::{Engine, FileOp, Outcome, Plan, PlanOptions, TxnError};
-use kharden_catalog::{Benchmark, Control, Status};
+use kharden_catalog::{Benchmark, Control, Status, Target};
 use std::path::PathBuf;
 
 /// How controls are grouped into transactions.
@@ -500,7 +500,23 @@ impl FilesPhase<'_> {
             req.processes.clone(),
         )
         .map_err(|e| Error::Other(format!("{}: {e}", req.manifests_dir.display())))?;
-        let plan = files::plan(req.bench, &scan, storage, &|id| req.selected(id));
+        // Only the targets this node has (a worker has no control-plane files to fix), chosen
+        // as the audit chooses them.
+        let mut node_files = crate::assess::gather::NodeFiles::new(&scan.root, storage);
+        let targets: Vec<Target> =
+            crate::assess::targets::choose_targets(None, &scan, &mut node_files)
+                .into_iter()
+                .filter(|t| t.selected)
+                .map(|t| t.target)
+                .collect();
+        let applies = |id: &str| {
+            req.bench
+                .check(id)
+                .is_some_and(|c| targets.contains(&c.target))
+        };
+        let plan = files::plan(req.bench, &scan, storage, &|id| {
+            req.selected(id) && applies(id)
+        });
         let names = crate::users::Names::of_root(&req.root, storage);
         Ok(FilesPhase { req, plan, names })
     }

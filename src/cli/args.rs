@@ -82,11 +82,13 @@ pub enum Command {
     /// Inspect and maintain the journal.
     #[command(subcommand)]
     Journal(JournalCommand),
-    /// Evaluate the CIS benchmark's control-plane controls on this node.
+    /// Evaluate every check of the CIS benchmark that applies to this node (files, flags, the
+    /// kubelet), as kube-bench reads it and as it really holds.
     Audit(AuditCmdArgs),
-    /// Fix every failing control that can be fixed safely, one gated transaction at a time.
+    /// Fix every failing check that can be fixed safely: the files first, then one gated
+    /// transaction per component, the kubelet last.
     Harden(HardenArgs),
-    /// A self-contained run on a simulated control-plane node (about a minute).
+    /// A self-contained run on a simulated control-plane node and a worker (about 30 s).
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Print shell completions to stdout.
