@@ -4,7 +4,8 @@
 
 /// Success: the change was made, or everything was already so.
 pub const SUCCESS: u8 = 0;
-/// An error before any change (bad input, refused edit, I/O error before the first write).
+/// An error, and the files are as they were: before any change (bad input, refused edit, I/O
+/// error before the first write), or a write or service restart that failed and was undone.
 pub const ERROR: u8 = 1;
 /// Command-line usage error (clap's own code).
 pub const USAGE: u8 = 2;

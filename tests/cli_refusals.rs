@@ -193,3 +193,18 @@ fn refusal_a_kubelet_change_without_a_kubelet() {
     let node = Node::new();
     insta::assert_snapshot!(seen(&node, &["kubelet", "set", "readOnlyPort=0"]));
 }
+
+#[test]
+fn refusal_a_health_url_for_the_kubelet() {
+    let node = Node::new();
+    insta::assert_snapshot!(seen(
+        &node,
+        &[
+            "kubelet",
+            "set",
+            "readOnlyPort=0",
+            "--health-url",
+            "https://127.0.0.1:6443/livez"
+        ]
+    ));
+}

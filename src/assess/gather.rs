@@ -444,21 +444,13 @@ pub fn kubelet_unit_files(files: &mut NodeFiles<'_>) -> Vec<String> {
     out
 }
 
-/// The kubelet's `--config-dir` drop-ins, in the kubelet's order (`*.conf`, sorted by name).
+/// The kubelet's `--config-dir` drop-ins, in the order the kubelet merges them
+/// ([`crate::kubelet::locate::dropin_names`]).
 fn config_dir_files(files: &NodeFiles<'_>, dir: &str) -> Vec<String> {
     let Ok(real) = files.root.resolve(dir) else {
         return Vec::new();
     };
-    let Ok(rd) = std::fs::read_dir(real) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = rd
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".conf"))
-        .collect();
-    names.sort();
-    names
+    crate::kubelet::locate::dropin_names(&real)
         .into_iter()
         .map(|n| format!("{}/{n}", dir.trim_end_matches('/')))
         .collect()

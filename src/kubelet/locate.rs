@@ -114,39 +114,10 @@ impl ConfigSources {
                 file: dir.clone(),
                 why,
             })?;
-            // `filepath.WalkDir`: lexical order, depth first, links not followed into.
-            let mut todo = vec![String::new()];
-            while let Some(rel) = todo.pop() {
-                let here = if rel.is_empty() {
-                    real.clone()
-                } else {
-                    real.join(&rel)
-                };
-                let Ok(rd) = std::fs::read_dir(&here) else {
-                    continue;
-                };
-                let mut names: Vec<(String, bool)> = rd
-                    .flatten()
-                    .map(|e| {
-                        let dir = e.file_type().is_ok_and(|t| t.is_dir());
-                        (e.file_name().to_string_lossy().into_owned(), dir)
-                    })
-                    .collect();
-                names.sort();
-                let mut subdirs = Vec::new();
-                for (n, is_dir) in names {
-                    let name = if rel.is_empty() {
-                        n
-                    } else {
-                        format!("{rel}/{n}")
-                    };
-                    if is_dir {
-                        subdirs.push(name);
-                    } else if let Some(f) = read_file(&format!("{dir}/{name}"))? {
-                        out.dropins.push(DropIn { name, file: f });
-                    }
+            for name in dropin_names(&real) {
+                if let Some(f) = read_file(&format!("{dir}/{name}"))? {
+                    out.dropins.push(DropIn { name, file: f });
                 }
-                todo.extend(subdirs.into_iter().rev());
             }
             out.config_dir = Some((dir.clone(), root.resolve(&dir)?));
         }
@@ -298,4 +269,74 @@ pub fn locate(root: &HostRoot, unit: &str) -> Result<Located, KubeletError> {
         kubeconfig,
         node_name,
     })
+}
+
+/// The kubelet's `--config-dir` drop-ins in the order it merges them, as paths relative to the
+/// directory `real`: its `filepath.WalkDir` (names in byte order, depth first, a directory's
+/// files where its name sorts, symbolic links not entered) keeping the files named `*.conf`
+/// (it skips the others with a warning). The one reading of that order: the planner and the
+/// audit both use it, so that they never disagree about which drop-in wins.
+pub fn dropin_names(real: &std::path::Path) -> Vec<String> {
+    fn walk(dir: &std::path::Path, rel: &str, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<(std::ffi::OsString, bool)> = rd
+            .flatten()
+            .map(|e| (e.file_name(), e.file_type().is_ok_and(|t| t.is_dir())))
+            .collect();
+        entries.sort();
+        for (name, is_dir) in entries {
+            let n = name.to_string_lossy();
+            let here = if rel.is_empty() {
+                n.to_string()
+            } else {
+                format!("{rel}/{n}")
+            };
+            if is_dir {
+                walk(&dir.join(&name), &here, out);
+            } else if std::path::Path::new(&name)
+                .extension()
+                .is_some_and(|e| e == "conf")
+            {
+                out.push(here);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(real, "", &mut out);
+    out
+}
+
+#[cfg(test)]
+mod dropin_order_tests {
+    #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+    use super::dropin_names;
+
+    /// The kubelet's order: a subdirectory's drop-ins where its name sorts (not after the
+    /// files beside it), only `*.conf`, byte order ("Z" before "a").
+    #[test]
+    fn dropins_in_the_kubelets_walk_order() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        for f in [
+            "a.conf",
+            "b/x.conf",
+            "b/y.txt",
+            "c.conf",
+            "README",
+            "Z.conf",
+            "b/c/z.conf",
+            "a.conf.bak",
+        ] {
+            let path = p.join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "kind: KubeletConfiguration\n").unwrap();
+        }
+        assert_eq!(
+            dropin_names(p),
+            ["Z.conf", "a.conf", "b/c/z.conf", "b/x.conf", "c.conf"]
+        );
+        assert!(dropin_names(&p.join("absent")).is_empty());
+    }
 }

@@ -41,6 +41,12 @@ pub fn run(ctx: &Ctx<'_>, k: &KubeletCommand) -> Result<Output> {
 }
 
 fn set(ctx: &Ctx<'_>, a: &KubeletSetArgs) -> Result<Output> {
+    if a.gate.health_url.is_some() {
+        // Bad input gets a clear error: the option would otherwise be silently ignored.
+        return Err(Error::Usage(
+            "--health-url does not apply to the kubelet: its gate probes the kubelet's own /healthz on the healthzBindAddress:healthzPort of the configuration written (docs/kubelet.md)".into(),
+        ));
+    }
     let mut changes = Vec::new();
     for s in &a.settings {
         changes.push(ConfigChange::parse_set(s).map_err(|e| Error::Usage(format!("{s}: {e}")))?);
