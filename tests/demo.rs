@@ -123,7 +123,10 @@ fn the_demo_runs_to_the_end_and_leaves_nothing_running() {
         .and_then(|s| s.split("A configuration the kubelet refuses").next())
         .unwrap_or_default();
     assert!(worker.contains("4.2.4, 4.2.12"), "{worker}");
-    assert!(!worker.contains("1.1."), "a control-plane file check on a worker:\n{worker}");
+    assert!(
+        !worker.contains("1.1."),
+        "a control-plane file check on a worker:\n{worker}"
+    );
     let root = demo_root(&stdout);
     wait_gone(&root);
     assert!(
@@ -169,7 +172,10 @@ fn ctrl_c_stops_the_demo_and_every_process_it_started() {
         .and_then(|s| s.split("A configuration the kubelet refuses").next())
         .unwrap_or_default();
     assert!(worker.contains("4.2.4, 4.2.12"), "{worker}");
-    assert!(!worker.contains("1.1."), "a control-plane file check on a worker:\n{worker}");
+    assert!(
+        !worker.contains("1.1."),
+        "a control-plane file check on a worker:\n{worker}"
+    );
     let root = demo_root(&stdout);
     wait_gone(&root);
 }

@@ -345,3 +345,189 @@ fn kill_the_rollback_of_a_refused_kubelet_change_at_every_failpoint_then_recover
         "{names:?}"
     );
 }
+
+/// Issue 14's widest kubelet transaction, killed everywhere: one `kubelet set` that edits a
+/// flag in an environment file (`KUBELET_EXTRA_ARGS=--event-qps=50` in /etc/default/kubelet,
+/// the source that wins for eventRecordQPS) and creates kharden's own drop-in in the
+/// `--config-dir` (eventBurst, which nothing sets yet). After every kill and `recover`: both
+/// files on the same side (the flag at 50 and no drop-in, or the flag at 5 and the drop-in
+/// holding eventBurst), no temp file in either directory, the environment file's mode kept,
+/// nothing open, and the running kubelet on what the files say.
+#[test]
+fn kill_a_two_file_kubelet_change_at_every_failpoint_then_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet = write_worker_node(
+        dir.path(),
+        &KubeletNodeOptions {
+            node_name: format!("crash-two-{}", std::process::id()),
+            restart_sec: Duration::from_millis(300),
+            extra_args: "--event-qps=50".into(),
+            config_dir: Some("/etc/kubernetes/kubelet.conf.d".into()),
+            ..KubeletNodeOptions::default()
+        },
+    )
+    .unwrap();
+    let mut k = KubeletOptions::simulated_node(dir.path(), &cargo_bin("kharden")).unwrap();
+    k.grace_period = Duration::from_secs(2);
+    let sm = ServiceManagerProcess::spawn(
+        &cargo_bin("kharden"),
+        &ServiceManagerOptions::new(dir.path()),
+        &k,
+    )
+    .unwrap();
+    let sim = Sim {
+        kubelet,
+        sm,
+        state: dir.path().join("var/lib/kharden"),
+        dir,
+    };
+    let env = sim.kubelet.extra_args_env.clone();
+    let conf_dir = sim.kubelet.config_dir.clone().unwrap();
+    let ours = conf_dir.join("99-kharden.conf");
+    let env_mode = std::fs::metadata(&env).unwrap().permissions().mode() & 0o7777;
+    let set = |crash_at: Option<usize>, trace: bool| {
+        let mut c = sim.kharden();
+        c.args([
+            "kubelet",
+            "set",
+            "eventRecordQPS=5",
+            "eventBurst=20",
+            "--stable-for",
+            "1",
+            "--health-timeout",
+            "60",
+        ]);
+        if let Some(n) = crash_at {
+            c.env("KHARDEN_CRASH_AT", n.to_string());
+        }
+        if trace {
+            c.env("KHARDEN_FAILPOINT_TRACE", "1");
+        }
+        c.output().unwrap()
+    };
+    let read = |p: &std::path::Path| std::fs::read(p).ok();
+    let rollback_last = |what: &str| {
+        let txid = sim.log()[0]["txid"].as_u64().unwrap();
+        let r = sim
+            .kharden()
+            .args(["rollback", &txid.to_string(), "--stable-for", "1"])
+            .output()
+            .unwrap();
+        assert!(
+            r.status.success(),
+            "{what}: rollback {txid}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    };
+    sim.wait_running(50, "start");
+    let env_before = read(&env).unwrap();
+    assert!(read(&ours).is_none());
+    // A first run creates the journal (points of its own): the loop runs on one that exists.
+    assert!(set(None, false).status.success());
+    rollback_last("warm-up");
+    sim.wait_running(50, "warm-up rolled back");
+    // An uncrashed run: the points, and the after side of both files.
+    let trace = set(None, true);
+    assert!(
+        trace.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trace.stderr)
+    );
+    let points = trace_names(&trace);
+    let env_after = read(&env).unwrap();
+    let ours_after = read(&ours).expect("the drop-in was created");
+    assert_ne!(env_after, env_before);
+    assert!(String::from_utf8_lossy(&ours_after).contains("eventBurst: 20"));
+    sim.wait_running(5, "trace run");
+    rollback_last("trace run");
+    assert_eq!(read(&env).unwrap(), env_before);
+    assert!(
+        read(&ours).is_none(),
+        "the rollback left the created drop-in"
+    );
+    sim.wait_running(50, "trace run rolled back");
+
+    let mut names = Vec::new();
+    for n in 1..=points.len() {
+        let out = set(Some(n), true);
+        assert!(
+            killed(&out),
+            "point {n} not reached: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let point = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find_map(|l| l.strip_prefix("failpoint: killed at ").map(str::to_string))
+            .unwrap_or_default();
+        let what = format!("two-file kubelet set killed at {point}");
+        names.push(point);
+        let r = sim
+            .kharden()
+            .args(["recover", "--stable-for", "1"])
+            .output()
+            .unwrap();
+        assert!(
+            r.status.success(),
+            "{what}: recover: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let (e, o) = (read(&env).unwrap(), read(&ours));
+        let at_after = if e == env_before {
+            assert!(
+                o.is_none(),
+                "{what}: the flag is back but the drop-in stays"
+            );
+            false
+        } else {
+            assert_eq!(e, env_after, "{what}: the environment file is neither side");
+            assert_eq!(o.as_ref(), Some(&ours_after), "{what}: the drop-in");
+            true
+        };
+        for d in [env.parent().unwrap(), conf_dir.as_path()] {
+            let temps: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.') && n.contains("kharden"))
+                .collect();
+            assert!(temps.is_empty(), "{what}: temp files left: {temps:?}");
+        }
+        assert_eq!(
+            std::fs::metadata(&env).unwrap().permissions().mode() & 0o7777,
+            env_mode,
+            "{what}: mode"
+        );
+        for t in sim.log() {
+            let st = t["state"].as_str().unwrap();
+            assert!(
+                ["committed", "rolled-back", "aborted"].contains(&st),
+                "{what}: transaction {} left {st}",
+                t["txid"]
+            );
+        }
+        assert!(
+            sim.kharden()
+                .args(["journal", "verify"])
+                .status()
+                .unwrap()
+                .success(),
+            "{what}: journal verify"
+        );
+        sim.wait_running(if at_after { 5 } else { 50 }, &what);
+        if at_after {
+            rollback_last(&what);
+            assert_eq!(read(&env).unwrap(), env_before, "{what}: rolled back");
+            assert!(read(&ours).is_none(), "{what}: rolled back");
+            sim.wait_running(50, &format!("{what}, rolled back"));
+        }
+    }
+    for p in [
+        "engine.restart.before",
+        "engine.restart.after",
+        "journal.state.committed.after",
+    ] {
+        assert!(
+            names.iter().any(|n| n.ends_with(p)),
+            "never killed at {p}: {names:?}"
+        );
+    }
+}

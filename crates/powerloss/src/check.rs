@@ -56,20 +56,24 @@ pub fn all_txns(j: &Journal) -> Result<Vec<TxnRecord>, String> {
 pub fn check_state(world: &Shared, journal: &mut Journal, oracle: &Oracle) -> Vec<String> {
     let mut bad = Vec::new();
     {
-        // A kubelet that runs (recovery without a power cut) runs what its file holds.
+        // A kubelet that runs (recovery without a power cut) runs what its files hold.
         let w = lock(world);
         if let Some(running) = &w.service {
-            let file = w
-                .live
-                .file(&crate::harness::kubelet_config())
-                .map(|i| i.data.clone())
-                .unwrap_or_default();
-            if *running != file {
-                bad.push(format!(
-                    "the kubelet runs a configuration ({} bytes) its file no longer holds ({} bytes)",
-                    running.len(),
-                    file.len()
-                ));
+            let files = crate::harness::kubelet_files();
+            let now = w.service_files(&files);
+            for ((path, ran), holds) in files.iter().zip(running).zip(&now) {
+                if ran != holds {
+                    let size = |c: &Option<Vec<u8>>| {
+                        c.as_ref()
+                            .map_or_else(|| "absent".to_string(), |c| format!("{} bytes", c.len()))
+                    };
+                    bad.push(format!(
+                        "the kubelet runs a configuration ({}) its file {} no longer holds ({})",
+                        size(ran),
+                        path.display(),
+                        size(holds)
+                    ));
+                }
             }
         }
     }

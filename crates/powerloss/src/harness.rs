@@ -92,10 +92,25 @@ pub fn kubelet_config() -> PathBuf {
     PathBuf::from("/var/lib/kubelet/config.yaml")
 }
 
+/// The environment file whose `KUBELET_EXTRA_ARGS` the kubelet's unit reads.
+pub fn kubelet_env() -> PathBuf {
+    PathBuf::from("/etc/default/kubelet")
+}
+
+/// kharden's own drop-in in the kubelet's `--config-dir`.
+pub fn kubelet_dropin() -> PathBuf {
+    PathBuf::from("/etc/kubernetes/kubelet.conf.d/99-kharden.conf")
+}
+
+/// Every file the simulated kubelet reads when it starts: what it runs is what they held then.
+pub fn kubelet_files() -> Vec<PathBuf> {
+    vec![kubelet_config(), kubelet_env(), kubelet_dropin()]
+}
+
 impl kharden::services::Services for SimServices {
     fn restart(&self, service: &kharden::journal::Restart) -> Result<String, String> {
         lock(&self.world)
-            .restart_service(&kubelet_config())
+            .restart_service(&kubelet_files())
             .map(|()| format!("{} restarted (simulated)", service.unit))
             .map_err(|e| e.to_string())
     }
@@ -125,8 +140,13 @@ impl Audit for FixedAudit {
 
 /// A kubelet transaction on its configuration file: written, the kubelet restarted, gated on it.
 pub fn kubelet_plan(after: Vec<u8>) -> Plan {
+    kubelet_plan_of(vec![FileOp::contents(kubelet_config(), Some(after))])
+}
+
+/// A kubelet transaction writing `ops` (several of the kubelet's files), then restarting it.
+pub fn kubelet_plan_of(ops: Vec<FileOp>) -> Plan {
     Plan {
-        ops: vec![FileOp::contents(kubelet_config(), Some(after))],
+        ops,
         gate: GateSpec {
             enabled: true,
             timeout_secs: 60,

@@ -6,10 +6,12 @@
 
 use crate::explore::Scenario;
 use crate::harness::{
-    kubelet_config, kubelet_plan, manifest, meta_plan, plan, FixedAudit, ScriptedGate,
+    kubelet_config, kubelet_dropin, kubelet_env, kubelet_plan, kubelet_plan_of, manifest,
+    meta_plan, plan, FixedAudit, ScriptedGate,
 };
 use kharden::durable::FileMeta;
 use kharden::journal::{AuditSpec, GateSpec};
+use kharden::txn::FileOp;
 use std::path::PathBuf;
 
 /// The gated manifest.
@@ -263,6 +265,31 @@ pub fn kubelet_restart_commit() -> Scenario {
     }
 }
 
+/// The widest kubelet transaction: a flag edited in its environment file and kharden's own
+/// drop-in created in its `--config-dir`, then the restart; the gate fails, the rollback puts
+/// the flag back, deletes the drop-in, restarts again and passes. Both files must end on one
+/// side, and a running kubelet on what they hold.
+pub fn kubelet_two_files_rollback() -> Scenario {
+    Scenario {
+        name: "kubelet environment file and created drop-in, gate failure and rollback",
+        files: vec![
+            (kubelet_config(), Some(body(0, 1500))),
+            (kubelet_env(), Some(body(5, 120))),
+            (kubelet_dropin(), None),
+        ],
+        setup: None,
+        first_run: false,
+        workload: Box::new(|ctx| {
+            let gate = ScriptedGate::new(vec![false, true]);
+            let plan = kubelet_plan_of(vec![
+                FileOp::contents(kubelet_env(), Some(body(6, 130))),
+                FileOp::contents(kubelet_dropin(), Some(body(8, 300))),
+            ]);
+            ctx.run(plan, &gate, &FixedAudit(true));
+        }),
+    }
+}
+
 /// Every scenario of the exhaustive suite.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -276,5 +303,6 @@ pub fn all() -> Vec<Scenario> {
         metadata_rollback(),
         kubelet_restart_commit(),
         kubelet_restart_rollback(),
+        kubelet_two_files_rollback(),
     ]
 }

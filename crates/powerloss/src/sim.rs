@@ -369,9 +369,10 @@ pub struct World {
     pub bugs: Bugs,
     /// The kind of every operation begun, in order (to aim a fault at one of them).
     pub op_log: Vec<OpKind>,
-    /// The running service (the kubelet) and the configuration it started with (`None`: not
-    /// running). A power cut stops it: a world built from a post-crash disk has none.
-    pub service: Option<Vec<u8>>,
+    /// The running service (the kubelet) and the configuration it started with: the contents
+    /// of each of its files when it started, in [`crate::harness::kubelet_files`]'s order
+    /// (`None`: absent; the whole `None`: not running: a power cut stops it).
+    pub service: Option<Vec<Option<Vec<u8>>>>,
     next_ino: Ino,
 }
 
@@ -402,16 +403,19 @@ impl World {
         }
     }
 
-    /// Restart the service: it reads `config` (as the page cache has it) and runs on it.
-    pub fn restart_service(&mut self, config: &Path) -> io::Result<()> {
+    /// Restart the service: it reads its files (as the page cache has them) and runs on them.
+    pub fn restart_service(&mut self, files: &[PathBuf]) -> io::Result<()> {
         self.begin(OpKind::Restart)?;
-        self.service = Some(
-            self.live
-                .file(config)
-                .map(|i| i.data.clone())
-                .unwrap_or_default(),
-        );
+        self.service = Some(self.service_files(files));
         Ok(())
+    }
+
+    /// What `files` hold now (the page cache), as a service started now would read them.
+    pub fn service_files(&self, files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
+        files
+            .iter()
+            .map(|f| self.live.file(f).map(|i| i.data.clone()))
+            .collect()
     }
 
     /// An empty disk with the state directory and no journal yet (the first `open_journal`

@@ -125,6 +125,7 @@ fn kubelet_restart_commit_and_rollback() {
     for scn in [
         scenarios::kubelet_restart_commit(),
         scenarios::kubelet_restart_rollback(),
+        scenarios::kubelet_two_files_rollback(),
     ] {
         let kills = explore_kills(&scn, Bugs::default());
         eprintln!(
