@@ -164,18 +164,6 @@ fn ctrl_c_stops_the_demo_and_every_process_it_started() {
     let mut stdout = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     assert!(!status.success());
-    // The worker's harden fixes its own files and the kubelet, and says nothing of the
-    // control plane's files (1.1 is the master target's, not applicable on a worker).
-    let worker = stdout
-        .split("Harden the kubelet")
-        .nth(1)
-        .and_then(|s| s.split("A configuration the kubelet refuses").next())
-        .unwrap_or_default();
-    assert!(worker.contains("4.2.4, 4.2.12"), "{worker}");
-    assert!(
-        !worker.contains("1.1."),
-        "a control-plane file check on a worker:\n{worker}"
-    );
     let root = demo_root(&stdout);
     wait_gone(&root);
 }

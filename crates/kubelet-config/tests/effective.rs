@@ -1,6 +1,15 @@
 //! The kubelet's effective configuration on realistic sources: kubeadm's config.yaml, drop-ins,
 //! and flags from kubeadm-flags.env and /etc/default/kubelet.
 
+// Test code: a panic is how it fails, and it reads and writes its fixtures directly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::fixture;

@@ -2,6 +2,15 @@
 //! 4-space indentation, flow lists, quotes), a CRLF file with a byte-order mark, pretty and
 //! compact JSON; the CIS 4.2 hardening edits on each, snapshotted; and the refusals.
 
+// Test code: a panic is how it fails, and it reads and writes its fixtures directly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::{checked, env_checked, fixture, list, set, unset};

@@ -6,6 +6,15 @@
 //! `common::checked` / `common::env_checked`: bytes outside the replaced ranges untouched,
 //! idempotent, the re-parse equals the intended document, values read back typed as intended.
 
+// Test code: a panic is how it fails, and it reads and writes its fixtures directly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods
+)]
+
 mod common;
 
 use common::{checked, env_checked};

@@ -538,7 +538,8 @@ fn flag_change(
     // The bytes.
     let mut splices = Vec::new();
     for (kind, _) in &lists {
-        let Some((items, flow)) = loc.list(*kind).and_then(tree::Node::seq_items) else {
+        let list = loc.list(*kind);
+        let Some((items, flow)) = list.and_then(|l| l.seq_items().map(|i| (i, l.is_flow()))) else {
             continue;
         };
         let in_list = |idx: usize| loc.argv.get(idx).filter(|a| a.list == *kind);

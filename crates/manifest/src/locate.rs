@@ -168,7 +168,7 @@ fn walk<'t>(root: &'t Node, path: &[Step]) -> Result<Option<&'t Node>, EditError
     for step in path {
         let next = match step {
             Step::Key(k) => get(cur, k)?,
-            Step::Index(i) => cur.seq_items().and_then(|(items, _)| items.get(*i)),
+            Step::Index(i) => cur.seq_items().and_then(|items| items.get(*i)),
         };
         match next {
             Some(n) => cur = plain_node(n, "a node on the path to the container")?,
@@ -217,7 +217,7 @@ fn candidate(doc_index: usize, doc: &Node) -> Result<Option<Candidate<'_>>, Edit
     let Some(containers) = get(spec, "containers")? else {
         return Ok(None);
     };
-    let Some((items, _)) = containers.seq_items() else {
+    let Some(items) = containers.seq_items() else {
         return Ok(None);
     };
     if items.is_empty() {
@@ -249,7 +249,7 @@ fn quick_argv(c: &Node) -> (Vec<&str>, bool) {
             .map_pairs()
             .and_then(|p| p.iter().find(|(k, _)| k.scalar() == Some(key)))
             .and_then(|(_, v)| v.seq_items());
-        if let Some((items, _)) = list {
+        if let Some(items) = list {
             if key == "command" {
                 has_command = true;
             }
@@ -445,7 +445,7 @@ pub(crate) fn locate<'t>(docs: &'t [Node], wanted: Option<&str>) -> Result<Locat
     let args = argv_list(container, "args")?;
     let mut argv = Vec::new();
     for (list, node) in [(ListKind::Command, command), (ListKind::Args, args)] {
-        let Some((items, _)) = node.and_then(Node::seq_items) else {
+        let Some(items) = node.and_then(Node::seq_items) else {
             continue;
         };
         for (pos, item) in items.iter().enumerate() {
@@ -549,7 +549,7 @@ fn probes(loc: &Located<'_>) -> Result<Vec<HttpGetProbe>, EditError> {
 }
 
 fn named_port(container: &Node, name: &str) -> Result<Option<u16>, EditError> {
-    let Some((ports, _)) = get(container, "ports")?.and_then(Node::seq_items) else {
+    let Some(ports) = get(container, "ports")?.and_then(Node::seq_items) else {
         return Ok(None);
     };
     for p in ports {
@@ -561,7 +561,7 @@ fn named_port(container: &Node, name: &str) -> Result<Option<u16>, EditError> {
 }
 
 fn env(container: &Node) -> Result<Vec<(String, String)>, EditError> {
-    let Some((items, _)) = get(container, "env")?.and_then(Node::seq_items) else {
+    let Some(items) = get(container, "env")?.and_then(Node::seq_items) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();

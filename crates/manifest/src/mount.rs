@@ -39,7 +39,7 @@ fn block_list<'t>(map: &'t Node, key: &str) -> Result<Option<&'t [Node]>, EditEr
     let Some(list) = get(map, key)? else {
         return Ok(None);
     };
-    match list.seq_items() {
+    match list.seq_items().map(|items| (items, list.is_flow())) {
         Some((items, false)) if !items.is_empty() => {
             if list.has_props_below() {
                 return Err(unsupported(

@@ -13,12 +13,7 @@ use crate::yaml11::{self, Quote};
 use crate::{EditError, EditErrorKind};
 use std::ops::Range;
 
-/// Replace `range` of the current text with `text`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Splice {
-    pub range: Range<usize>,
-    pub text: String,
-}
+pub(crate) use kharden_yaml_span::splice::{Provenance, Splice};
 
 fn unsupported(line: usize, reason: impl Into<String>) -> EditError {
     err(EditErrorKind::Unsupported, Some(line), reason)
@@ -266,152 +261,8 @@ fn separator<'a>(text: &'a str, items: &[Node], pos: usize) -> Option<&'a str> {
     ok.then_some(sep)
 }
 
-/// Apply non-overlapping splices to `text`.
+/// Apply non-overlapping splices to `text` ([`kharden_yaml_span::splice::apply`]).
 pub(crate) fn apply(text: &str, splices: &mut [Splice]) -> Result<String, EditError> {
-    splices.sort_by_key(|s| (s.range.start, s.range.end));
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut cur = 0;
-    for s in splices.iter() {
-        if s.range.start < cur || s.range.end > text.len() || s.range.start > s.range.end {
-            return Err(err(
-                EditErrorKind::Verification,
-                None,
-                "internal error: overlapping edits (nothing written)",
-            ));
-        }
-        out.push_str(&text[cur..s.range.start]);
-        out.push_str(&s.text);
-        cur = s.range.end;
-    }
-    out.push_str(&text[cur..]);
-    Ok(out)
-}
-
-/// One piece of the current text: a range of the original input, or new text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Orig(Range<usize>),
-    New(usize),
-}
-
-impl Seg {
-    fn len(&self) -> usize {
-        match self {
-            Seg::Orig(r) => r.len(),
-            Seg::New(n) => *n,
-        }
-    }
-}
-
-/// Tracks which parts of the original input survive successive splices, to report the
-/// replaced ranges of the original.
-#[derive(Debug, Clone)]
-pub(crate) struct Provenance {
-    segs: Vec<Seg>,
-    input_len: usize,
-}
-
-impl Provenance {
-    pub(crate) fn new(input_len: usize) -> Self {
-        Provenance {
-            segs: vec![Seg::Orig(0..input_len)],
-            input_len,
-        }
-    }
-
-    /// Record splices (sorted, non-overlapping, in current-text coordinates).
-    pub(crate) fn record(&mut self, splices: &[Splice]) {
-        let total: usize = self.segs.iter().map(Seg::len).sum();
-        let mut out = Vec::new();
-        let mut cur = 0;
-        for s in splices {
-            self.slice(cur, s.range.start, &mut out);
-            if !s.text.is_empty() {
-                out.push(Seg::New(s.text.len()));
-            }
-            cur = s.range.end;
-        }
-        self.slice(cur, total, &mut out);
-        // Merge neighbours and drop empty pieces.
-        let mut merged: Vec<Seg> = Vec::with_capacity(out.len());
-        for s in out {
-            match (merged.last_mut(), &s) {
-                (_, Seg::Orig(r)) if r.is_empty() => {}
-                (_, Seg::New(0)) => {}
-                (Some(Seg::Orig(a)), Seg::Orig(b)) if a.end == b.start => a.end = b.end,
-                (Some(Seg::New(a)), Seg::New(b)) => *a += b,
-                _ => merged.push(s),
-            }
-        }
-        self.segs = merged;
-    }
-
-    /// The pieces of the current text's range `[a, b)`.
-    fn slice(&self, a: usize, b: usize, out: &mut Vec<Seg>) {
-        let mut pos = 0;
-        for seg in &self.segs {
-            let len = seg.len();
-            let (from, to) = (a.max(pos), b.min(pos + len));
-            if from < to {
-                out.push(match seg {
-                    Seg::Orig(r) => Seg::Orig(r.start + (from - pos)..r.start + (to - pos)),
-                    Seg::New(_) => Seg::New(to - from),
-                });
-            }
-            pos += len;
-        }
-    }
-
-    /// Ranges of the original input that were replaced (possibly empty: pure insertions).
-    pub(crate) fn replaced(&self) -> Vec<Range<usize>> {
-        let mut out: Vec<Range<usize>> = Vec::new();
-        let mut cursor = 0;
-        let mut pending_new = false;
-        for s in &self.segs {
-            match s {
-                Seg::New(_) => pending_new = true,
-                Seg::Orig(r) => {
-                    if r.start != cursor || pending_new {
-                        out.push(cursor..r.start);
-                    }
-                    cursor = r.end;
-                    pending_new = false;
-                }
-            }
-        }
-        if cursor != self.input_len || pending_new {
-            out.push(cursor..self.input_len);
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sp(a: usize, b: usize, t: &str) -> Splice {
-        Splice {
-            range: a..b,
-            text: t.into(),
-        }
-    }
-
-    #[test]
-    fn provenance_single_and_chained() {
-        let mut p = Provenance::new(10);
-        p.record(&[sp(2, 4, "xyz")]);
-        assert_eq!(p.replaced(), vec![2..4]);
-        // current text: 0..2 orig, 3 new, 4..10 orig (len 11). Insert at 0 and remove 8..11 (orig 7..10)
-        p.record(&[sp(0, 0, "A"), sp(8, 11, "")]);
-        assert_eq!(p.replaced(), vec![0..0, 2..4, 7..10]);
-        let mut p = Provenance::new(10);
-        p.record(&[sp(10, 10, "tail")]);
-        assert_eq!(p.replaced(), vec![10..10]);
-        // A splice spanning new text and original text.
-        let mut p = Provenance::new(10);
-        p.record(&[sp(5, 5, "abc")]);
-        p.record(&[sp(4, 9, "")]);
-        assert_eq!(p.replaced(), vec![4..6]);
-    }
+    kharden_yaml_span::splice::apply(text, splices)
+        .map_err(|m| err(EditErrorKind::Verification, None, m.to_string()))
 }
