@@ -62,9 +62,10 @@ fn a_two_item_flag_set_by_apply_commits_and_is_audited_in_effect() {
     let node = node_with(&["--bind-address", "0.0.0.0"]);
     apply_ok(&node, &["--set", "bind-address=127.0.0.1"]);
     let text = String::from_utf8(node.read()).unwrap();
-    // The value item is replaced in place (quoted: the editor quotes anything number-like).
+    // The value item is replaced in place, plain like the value it replaces: an address is a
+    // string to go-yaml v2 (the kubelet's reader) and to YAML 1.2 (kharden_yaml_span::yaml11).
     assert!(
-        text.contains("    - --bind-address\n    - \"127.0.0.1\"\n"),
+        text.contains("    - --bind-address\n    - 127.0.0.1\n"),
         "the value item is replaced in place:\n{text}"
     );
     assert_eq!(node.states(), vec!["committed"]);

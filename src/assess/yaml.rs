@@ -176,165 +176,19 @@ fn scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> ConfigValue {
     }
 }
 
-/// yaml.v2's `resolve` for a plain scalar (resolve.go): the words of its table, then Go's
-/// `ParseInt(s, 0, 64)` (underscores removed), `ParseUint`, a YAML-style float, `0b` binary.
-/// Timestamps stay strings when decoded into `interface{}`.
+/// yaml.v2's `resolve` for a plain scalar ([`kharden_yaml_span::yaml11::resolve`]), decoded
+/// into `interface{}` as kube-bench does: a timestamp stays the string as written, an integer
+/// beyond `i64` becomes the nearest float (no check compares such a number).
 pub fn resolve_plain(s: &str) -> ConfigValue {
-    match s {
-        "" | "~" | "null" | "Null" | "NULL" => return ConfigValue::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return ConfigValue::Bool(true)
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return ConfigValue::Bool(false)
-        }
-        ".nan" | ".NaN" | ".NAN" => return ConfigValue::Float(f64::NAN),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return ConfigValue::Float(f64::INFINITY)
-        }
-        "-.inf" | "-.Inf" | "-.INF" => return ConfigValue::Float(f64::NEG_INFINITY),
-        _ => {}
+    use kharden_yaml_span::yaml11::{resolve, Resolved};
+    match resolve(s) {
+        Resolved::Null => ConfigValue::Null,
+        Resolved::Bool(b) => ConfigValue::Bool(b),
+        Resolved::Int(i) => ConfigValue::Int(i),
+        Resolved::Uint(u) => ConfigValue::Float(u as f64),
+        Resolved::Float(f) => ConfigValue::Float(f),
+        Resolved::Timestamp | Resolved::Str(_) => ConfigValue::Str(s.to_string()),
     }
-    let Some(&first) = s.as_bytes().first() else {
-        return ConfigValue::Null;
-    };
-    match first {
-        b'.' => {
-            if let Ok(f) = s.parse::<f64>() {
-                return ConfigValue::Float(f);
-            }
-        }
-        b'+' | b'-' | b'0'..=b'9' => {
-            if looks_like_timestamp(s) {
-                return ConfigValue::Str(s.to_string());
-            }
-            let plain: String = s.chars().filter(|c| *c != '_').collect();
-            if let Some(i) = go_parse_int(&plain) {
-                return ConfigValue::Int(i);
-            }
-            if let Some(u) = go_parse_uint(&plain) {
-                // Beyond i64: kept as the nearest float (no check compares such a number).
-                return ConfigValue::Float(u as f64);
-            }
-            if yaml_style_float(&plain) {
-                if let Ok(f) = plain.parse::<f64>() {
-                    return ConfigValue::Float(f);
-                }
-            }
-            if let Some(b) = plain.strip_prefix("0b") {
-                if let Ok(i) = i64::from_str_radix(b, 2) {
-                    return ConfigValue::Int(i);
-                }
-            } else if let Some(b) = plain.strip_prefix("-0b") {
-                if let Ok(i) = i64::from_str_radix(b, 2) {
-                    return ConfigValue::Int(-i);
-                }
-            }
-        }
-        _ => {}
-    }
-    ConfigValue::Str(s.to_string())
-}
-
-/// yaml.v2's timestamp formats start `YYYY-M-D`.
-fn looks_like_timestamp(s: &str) -> bool {
-    let mut parts = s.splitn(3, '-');
-    let (Some(y), Some(m), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    let d: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let after = &rest[d.len()..];
-    y.len() == 4
-        && y.bytes().all(|b| b.is_ascii_digit())
-        && (1..=2).contains(&m.len())
-        && m.bytes().all(|b| b.is_ascii_digit())
-        && (1..=2).contains(&d.len())
-        && (after.is_empty() || after.starts_with(['T', 't', ' ']))
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`: sign, then `0x`, `0o`, `0b` or a leading `0` (octal).
-fn go_parse_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let u = go_parse_uint_body(body)?;
-    if neg {
-        if u <= i64::MAX as u64 + 1 {
-            Some((u as i128).wrapping_neg() as i64)
-        } else {
-            None
-        }
-    } else {
-        i64::try_from(u).ok()
-    }
-}
-
-/// Go's `strconv.ParseUint(s, 0, 64)` (no sign).
-fn go_parse_uint(s: &str) -> Option<u64> {
-    go_parse_uint_body(s)
-}
-
-fn go_parse_uint_body(s: &str) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    let (radix, digits) = if let Some(r) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (16, r)
-    } else if let Some(r) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
-        (8, r)
-    } else if let Some(r) = s.strip_prefix("0b").or_else(|| s.strip_prefix("0B")) {
-        (2, r)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (8, &s[1..])
-    } else {
-        (10, s)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
-}
-
-/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
-fn yaml_style_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    if matches!(b.first(), Some(b'+' | b'-')) {
-        i += 1;
-    }
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    } else {
-        if digits(&mut i) == 0 {
-            return false;
-        }
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            digits(&mut i);
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
 }
 
 /// The image of the container named `container` (or the first container) of a pod manifest.

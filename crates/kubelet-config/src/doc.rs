@@ -499,7 +499,11 @@ pub(crate) fn typed(node: &Node, what: &str) -> Result<YamlValue, Error> {
             Resolved::Null => YamlValue::Null,
             Resolved::Bool(b) => YamlValue::Bool(b),
             Resolved::Int(i) => YamlValue::Int(i),
+            // Beyond i64: no key the kubelet has takes it as an integer.
+            Resolved::Uint(u) => YamlValue::Float(u as f64),
             Resolved::Float(f) => YamlValue::Float(f),
+            // sigs.k8s.io/yaml decodes into interface{} first: the string as written.
+            Resolved::Timestamp => YamlValue::Str(value.clone()),
             Resolved::Str(s) => YamlValue::Str(s),
         },
         Kind::Scalar { value, .. } => YamlValue::Str(value.clone()),

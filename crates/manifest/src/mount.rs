@@ -31,7 +31,7 @@ fn yaml11_true(s: &str) -> bool {
 }
 
 fn w(s: &str) -> String {
-    yaml11::render(s, Quote::Plain, Quote::Double, false)
+    yaml11::render_str(s, Quote::Plain, Quote::Double, false)
 }
 
 /// The block list at `key` of `map` (`None`: the key is absent), or a refusal.

@@ -114,7 +114,7 @@ pub(crate) fn replace_scalar(
     flow: bool,
     value: &str,
 ) -> Option<Splice> {
-    let new = yaml11::render(value, quote_of(node), sibling_quote(siblings), flow);
+    let new = yaml11::render_str(value, quote_of(node), sibling_quote(siblings), flow);
     let old = &text[node.span.clone()];
     if old == new {
         return None;
@@ -224,7 +224,7 @@ pub(crate) fn insert_item(
     value: &str,
 ) -> Result<Splice, EditError> {
     let anchor = &items[pos];
-    let scalar = yaml11::render(value, quote_of(anchor), sibling_quote(items), flow);
+    let scalar = yaml11::render_str(value, quote_of(anchor), sibling_quote(items), flow);
     if flow {
         let sep = separator(text, items, pos).unwrap_or(", ");
         return Ok(Splice {
