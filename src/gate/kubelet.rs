@@ -421,28 +421,12 @@ pub fn wait(
             format!("{why} while the kubelet restarted: the node's static pods must keep running"),
         );
     }
-    match verdict {
-        GateVerdict::Failed {
-            reason,
-            detail,
-            last_observations,
-            crashes,
-            previous_crashes,
-        } => {
-            let argv = params.expected_argv.join(" ");
-            let detail = detail
-                .replace(&format!("[{argv}]"), "(the kubelet's command line)")
-                .replace(&argv, "(the kubelet's command line)");
-            GateVerdict::Failed {
-                reason,
-                detail: format!("{detail} (see `journalctl -u {unit}` for why it exits)"),
-                last_observations,
-                crashes,
-                previous_crashes,
-            }
-        }
-        passed => passed,
-    }
+    super::name_the_argv(
+        verdict,
+        &params.expected_argv,
+        "the kubelet's command line",
+        &format!(" (see `journalctl -u {unit}` for why it exits)"),
+    )
 }
 
 #[cfg(test)]

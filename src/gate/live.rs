@@ -243,26 +243,8 @@ impl ProbeGate {
                 );
                 verdict
             }
-            GateVerdict::Failed {
-                reason,
-                detail,
-                last_observations,
-                crashes,
-                previous_crashes,
-            } => {
-                // The detail names the whole expected argv; the journal's probe events already
-                // carry the specifics, so keep the reason readable.
-                let argv = params.expected_argv.join(" ");
-                let detail = detail
-                    .replace(&format!("[{argv}]"), "(the manifest's command)")
-                    .replace(&argv, "(the manifest's command)");
-                GateVerdict::Failed {
-                    reason,
-                    detail,
-                    last_observations,
-                    crashes,
-                    previous_crashes,
-                }
+            failed => {
+                super::name_the_argv(failed, &params.expected_argv, "the manifest's command", "")
             }
         }
     }

@@ -61,6 +61,39 @@ impl GateRequest<'_> {
     }
 }
 
+/// A failed verdict's detail with the whole expected command line named `(name)` instead (the
+/// journal's probe events carry it in full; the reason stays readable), and `suffix` added. A
+/// passed verdict is returned as is.
+pub(crate) fn name_the_argv(
+    verdict: GateVerdict,
+    argv: &[String],
+    name: &str,
+    suffix: &str,
+) -> GateVerdict {
+    match verdict {
+        GateVerdict::Failed {
+            reason,
+            detail,
+            last_observations,
+            crashes,
+            previous_crashes,
+        } => {
+            let argv = argv.join(" ");
+            let detail = detail
+                .replace(&format!("[{argv}]"), &format!("({name})"))
+                .replace(&argv, &format!("({name})"));
+            GateVerdict::Failed {
+                reason,
+                detail: format!("{detail}{suffix}"),
+                last_observations,
+                crashes,
+                previous_crashes,
+            }
+        }
+        passed => passed,
+    }
+}
+
 /// How one gate round is journaled: a crash event per crash seen during the round, then the
 /// probe's answer (class, the proven process, the loop's note). The one mapping from the gate's
 /// vocabulary to the journal's.
