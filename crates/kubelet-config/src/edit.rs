@@ -677,8 +677,19 @@ fn insert_flow(
         let at = k0.span.start;
         return Ok(vec![Splice::new(at..at, format!("{entry}{sep}"))]);
     }
-    let at = pair_end(&pairs[j - 1].0, &pairs[j - 1].1);
-    let add = comment_guard(text, at, format!("{sep}{entry}"));
+    let (pk, pv) = &pairs[j - 1];
+    let at = pair_end(pk, pv);
+    // After an empty value (`{a: }`) the entry ends at its colon, and after a plain key `a:,`
+    // is not a pair in a flow mapping: the colon keeps a blank after it (found by the fuzz
+    // target). After a quoted key (`"a":,`) it is, and the text is left as it was.
+    let quoted_key = matches!(pk.style(), Some(Style::Single | Style::Double));
+    let blank =
+        if pv.span.is_empty() && !quoted_key && text.get(..at).is_some_and(|t| t.ends_with(':')) {
+            " "
+        } else {
+            ""
+        };
+    let add = comment_guard(text, at, format!("{blank}{sep}{entry}"));
     Ok(vec![Splice::new(at..at, add)])
 }
 

@@ -683,3 +683,23 @@ fn flow_mappings_with_trailing_commas() {
         text(&e.output)
     );
 }
+
+/// Found by the fuzz target: a key appended after a flow mapping's last entry whose value is
+/// empty (`{a: }`) was written right after the colon (`{a:, k: v}`), which no parser reads; the
+/// verification refused it (nothing written), but a refusal must never be a failed
+/// verification. The colon now keeps a blank after it.
+#[test]
+fn a_key_after_an_empty_flow_value_keeps_a_blank_after_the_colon() {
+    for (input, want) in [
+        (&b"{a25: }\n"[..], "{a25: , readOnlyPort: 0 }\n"),
+        (b"{a: 1, b: }\n", "{a: 1, b: , readOnlyPort: 0 }\n"),
+        (b"{\na25: }\n", "{\na25: ,\nreadOnlyPort: 0 }\n"),
+        (
+            b"{\n \r\n\xef\xb6\xbfa25: }\n",
+            "{\n \r\n\u{fdbf}a25: ,\n \r\nreadOnlyPort: 0 }\n",
+        ),
+    ] {
+        let out = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+        assert_eq!(text(&out.output), want);
+    }
+}
