@@ -703,3 +703,15 @@ fn a_key_after_an_empty_flow_value_keeps_a_blank_after_the_colon() {
         assert_eq!(text(&out.output), want);
     }
 }
+
+/// Found by the fuzz target: a comment ending in ` ?` before a new key made that key look like
+/// an explicit `? key`, and the second run of the same edit refused the file it had written.
+#[test]
+fn a_comment_ending_in_a_question_mark_is_not_an_explicit_key() {
+    let input = b"M Kubeletsion: kule #bet.iguration for the GPUc ?";
+    let out = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+    assert_eq!(
+        text(&out.output),
+        "M Kubeletsion: kule #bet.iguration for the GPUc ?\nreadOnlyPort: 0"
+    );
+}

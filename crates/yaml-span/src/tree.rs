@@ -146,12 +146,23 @@ impl Node {
     }
 }
 
-/// Whether a mapping key is written as an explicit `? key` (the `?` indicator before it).
+/// Whether a mapping key is written as an explicit `? key` (the `?` indicator before it). A
+/// `?` that ends a comment (`# why? ` on the line before) is not one (found by the fuzz target).
 pub fn explicit_key(text: &str, k: &Node) -> bool {
     let before = text[..k.span.start.min(text.len())].trim_end_matches([' ', '\t', '\r', '\n']);
-    before
-        .strip_suffix('?')
-        .is_some_and(|b| b.is_empty() || b.ends_with([' ', '\t', '\r', '\n', '{', ',']))
+    let Some(b) = before.strip_suffix('?') else {
+        return false;
+    };
+    if !(b.is_empty() || b.ends_with([' ', '\t', '\r', '\n', '{', ','])) {
+        return false;
+    }
+    // In a comment when a `#` that starts one (at the line's start or after a blank) comes
+    // before the `?` on its line.
+    let line = &b[b.rfind('\n').map_or(0, |i| i + 1)..];
+    let comment = line
+        .char_indices()
+        .any(|(i, c)| c == '#' && (i == 0 || line[..i].ends_with([' ', '\t'])));
+    !comment
 }
 
 /// Where a mapping entry's text ends.
@@ -546,5 +557,17 @@ mod tests {
     fn depth_limit() {
         let text = "[".repeat(200);
         assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn a_question_mark_ending_a_comment_is_no_explicit_key() {
+        let text = "a: b # why ?\nc: 1\n";
+        let docs = parse(text).unwrap();
+        let pairs = docs[0].map_pairs().unwrap();
+        assert!(!explicit_key(text, &pairs[1].0));
+        let text = "? c\n: 1\n";
+        let docs = parse(text).unwrap();
+        let pairs = docs[0].map_pairs().unwrap();
+        assert!(explicit_key(text, &pairs[0].0));
     }
 }
