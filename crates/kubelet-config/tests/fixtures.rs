@@ -715,3 +715,15 @@ fn a_comment_ending_in_a_question_mark_is_not_an_explicit_key() {
         "M Kubeletsion: kule #bet.iguration for the GPUc ?\nreadOnlyPort: 0"
     );
 }
+
+/// Found by the fuzz target: the properties of an empty value may span lines (`&a` then `!t` on
+/// the next line); the value ended after the first, and a key appended after it split them.
+#[test]
+fn properties_on_two_lines_end_where_the_last_one_does() {
+    let input = b"kind: KubeletConfiguration\nlefaults: &auth\n !a0 # c: onk";
+    let out = checked(input, &[set("readOnlyPort", Scalar::Int(5))]).unwrap();
+    assert_eq!(
+        text(&out.output),
+        "kind: KubeletConfiguration\nlefaults: &auth\n !a0 # c: onk\nreadOnlyPort: 5"
+    );
+}

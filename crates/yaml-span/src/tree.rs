@@ -192,21 +192,32 @@ fn place_empty_value(text: &str, k: &Node, v: &mut Node) {
     v.span = at..at;
 }
 
-/// The end of the properties (`!tag`, `&anchor`, separated by blanks) starting at `start`.
+/// The end of the properties (`!tag`, `&anchor`, separated by blanks, comments or line breaks)
+/// starting at `start`.
 fn props_end(text: &str, start: usize) -> usize {
     let b = text.as_bytes();
+    let blank = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
     let mut i = start;
     let mut end = start;
-    while i < b.len() && (b[i] == b'!' || b[i] == b'&') {
+    loop {
+        // Properties may continue after blanks, a comment and line breaks (`&a\n  !t`).
+        while i < b.len() && blank(b[i]) {
+            i += 1;
+        }
+        if i < b.len() && b[i] == b'#' && (i == 0 || blank(b[i - 1])) {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if !(i < b.len() && (b[i] == b'!' || b[i] == b'&')) {
+            return end;
+        }
         while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b',' | b'}' | b']') {
             i += 1;
         }
         end = i;
-        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
-            i += 1;
-        }
     }
-    end
 }
 
 /// Converts saphyr's character indices into byte offsets.
