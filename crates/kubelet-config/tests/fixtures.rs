@@ -727,3 +727,16 @@ fn properties_on_two_lines_end_where_the_last_one_does() {
         "kind: KubeletConfiguration\nlefaults: &auth\n !a0 # c: onk\nreadOnlyPort: 5"
     );
 }
+
+/// Found by the fuzz target: a map key over YAML's 1024-character limit of implicit keys made
+/// an output no parser reads; keys are limited (kharden_kubelet_config::keypath) and refused.
+#[test]
+fn a_key_too_long_for_yaml_is_refused() {
+    let long = format!("evictionHard[{}]", "m".repeat(300));
+    let e = long.parse::<kharden_kubelet_config::KeyPath>().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Value);
+    assert!(e.reason.contains("at most 256"), "{e}");
+    assert!(format!("evictionHard[{}]", "m".repeat(200))
+        .parse::<kharden_kubelet_config::KeyPath>()
+        .is_ok());
+}
