@@ -871,6 +871,16 @@ fn set_list(
             format!("`{path}` holds an item that is not a one-line scalar; refusing to edit it"),
         ));
     }
+    // An item with no text (`-` alone, or before a comment) has no place of its own to splice
+    // (found by the fuzz target).
+    if let Some(bad) = old.iter().find(|n| !flow && n.span.is_empty()) {
+        return Err(unsupported(
+            bad.line,
+            format!(
+                "`{path}` holds an empty item (`-` with nothing after it); refusing to edit it"
+            ),
+        ));
+    }
     if new.is_empty() {
         if old.is_empty() {
             return Ok(Vec::new());

@@ -740,3 +740,17 @@ fn a_key_too_long_for_yaml_is_refused() {
         .parse::<kharden_kubelet_config::KeyPath>()
         .is_ok());
 }
+
+/// Found by the fuzz target: a block list with an empty item (`-` alone, or before a comment)
+/// was replaced wrongly (the verification refused it); it is refused with its line now.
+#[test]
+fn a_list_with_an_empty_item_is_refused() {
+    for input in [
+        &b"tlsCipherSuites:\n- #LS\nx: true\n"[..],
+        b"tlsCipherSuites:\n-\nx: true\n",
+    ] {
+        let e = checked(input, &[list("tlsCipherSuites", &["TLS_AES"])]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+        assert_eq!(e.line, Some(2));
+    }
+}
