@@ -223,9 +223,11 @@ struct Priority {
 /// Set the calling thread's scheduling policy. `pthread_setschedparam`, not
 /// `sched_setscheduler`: musl (the static build) implements only the former.
 fn set_policy(policy: i32, priority: i32) -> Result<(), Errno> {
-    let param = libc::sched_param {
-        sched_priority: priority,
-    };
+    // SAFETY: sched_param is a plain C struct of integers (and, on musl, of timespecs): all
+    // zeroes is a valid value. Zeroed, then the priority set, because musl's has fields that
+    // glibc's has not (a struct literal compiles on one of them only).
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = priority;
     // SAFETY: `pthread_self()` is the calling thread, alive for the call; `param` is a valid
     // sched_param that outlives it. The function returns an error number, it does not set
     // errno.
