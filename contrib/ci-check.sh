@@ -11,8 +11,8 @@
 #   its own state dir, and `--no-gate` (there is no kubelet to restart anything).
 # Checks, each printed as "ok: ..." (the first failure stops the script, exit 1):
 #   1. check mode: Ansible reports a change, and nothing is written or journaled;
-#   2. a real run: Ansible reports a change, `kharden audit --source manifest` then finds no
-#      automatable control failing;
+#   2. a real run: Ansible reports a change, and `kharden harden --dry-run` then plans nothing
+#      (no automatable control, file or flag, left failing);
 #   3. a second real run changes nothing (idempotent);
 #   4. a rollback (an audit script that fails) fails the play with kharden's exit code 4, and
 #      the node's files are back to what they were;
@@ -103,11 +103,12 @@ play "$NODE" "$W/run.log"
 [ "$(digest "$NODE")" != "$before" ] || die "real run changed no manifest"
 n=$(txns "$NODE/var/lib/kharden")
 [ "$n" -gt 0 ] || die "real run journaled nothing"
-"$KH" --root "$NODE" -o json audit --source manifest >"$W/audit.json"
-failing=$("$PY" - "$W/audit.json" <<'EOF'
+# What harden would still do (files and flags): nothing, and nothing it can fix still fails.
+"$KH" --root "$NODE" --state-dir "$NODE/var/lib/kharden" -o json harden --dry-run --no-gate >"$W/plan.json"
+failing=$("$PY" - "$W/plan.json" <<'EOF'
 import json, sys
 doc = json.load(open(sys.argv[1]))
-print(" ".join(c["id"] for c in doc["controls"] if c["automatable"] and c["status"] == "FAIL"))
+print(" ".join([c for s in doc["steps"] for c in s["controls"]] + doc["still_failing"]))
 EOF
 )
 [ -z "$failing" ] || die "automatable controls still failing after the run: $failing"

@@ -190,8 +190,17 @@ struct Before {
 }
 
 fn assess_manifests(req: &HardenRequest, storage: &dyn Storage) -> Result<Before> {
-    let (found, unreadable) = assess::discover(storage, &req.manifests_dir, None)
+    // No manifests directory: no static pod to harden (a node without a control plane; the
+    // files and the kubelet are still done). An explicit --manifests that does not exist is
+    // refused by the command line before this.
+    let listed = storage
+        .list(&req.manifests_dir)
         .map_err(|e| Error::Other(format!("{}: {e}", req.manifests_dir.display())))?;
+    let (found, unreadable) = match listed {
+        None => (Vec::new(), Vec::new()),
+        Some(_) => assess::discover(storage, &req.manifests_dir, None)
+            .map_err(|e| Error::Other(format!("{}: {e}", req.manifests_dir.display())))?,
+    };
     // Plan on the manifests: they are what this command changes.
     let results = assess::assess(req.bench, &found, SourcePolicy::Manifest);
     Ok(Before {

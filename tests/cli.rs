@@ -394,3 +394,24 @@ fn json_logs_go_to_stderr_and_stdout_stays_one_document() {
             .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"));
     }
 }
+
+/// A node with no manifests directory (no control plane, no kubelet here): harden has nothing
+/// to do and says so with exit 0 (the worker play runs it on every node).
+#[test]
+fn harden_on_a_node_without_a_manifests_directory_plans_nothing() {
+    let node = Node::new();
+    std::fs::remove_dir_all(&node.manifests).unwrap();
+    let out = node
+        .kharden()
+        .args(["-o", "json", "harden", "--no-gate"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["steps"], serde_json::json!([]), "{v}");
+}

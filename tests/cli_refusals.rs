@@ -208,3 +208,17 @@ fn refusal_a_health_url_for_the_kubelet() {
         ]
     ));
 }
+
+#[test]
+fn refusal_a_manifests_directory_that_does_not_exist() {
+    let node = Node::new();
+    insta::assert_snapshot!(seen(
+        &node,
+        &[
+            "harden",
+            "--manifests",
+            "/nonexistent/manifests",
+            "--dry-run"
+        ]
+    ));
+}

@@ -16,6 +16,13 @@ use std::time::Duration;
 
 pub fn run(ctx: &Ctx<'_>, a: &HardenArgs) -> Result<Output> {
     let manifests_dir = match &a.manifests {
+        // A directory named on the command line must be there (a typo is not "no static pods").
+        Some(d) if !d.is_dir() => {
+            return Err(Error::Usage(format!(
+                "--manifests {}: no such directory",
+                d.display()
+            )))
+        }
         Some(d) => d.clone(),
         None => ctx.root.manifests_dir()?,
     };
