@@ -220,18 +220,8 @@ impl EnvFile {
                         let q = p.take();
                         out.finish(b, q, false)?;
                         st = St::PreKey;
-                    } else if c == b'\'' {
-                        st = St::Single;
-                        q.seg += 1;
-                        q.value_end = i + 1;
-                        if q.value.is_empty()
-                            && q.value_start < i
-                            && is_blank_run(b, q.value_start, i)
-                        {
-                            q.value_start = i;
-                        }
-                    } else if c == b'"' {
-                        st = St::Double;
+                    } else if c == b'\'' || c == b'"' {
+                        st = if c == b'\'' { St::Single } else { St::Double };
                         q.seg += 1;
                         q.value_end = i + 1;
                         if q.value.is_empty()
