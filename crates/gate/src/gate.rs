@@ -436,7 +436,10 @@ pub fn run_gate_with(
                 }
             }
         }
-        if pid.is_some() {
+        // A probe the deadline cut short (its timeout below --probe-timeout) that timed out
+        // says nothing about the component: the verdict keeps the answer before it.
+        let cut_short = params.probe_timeout > left && outcome.class == ProbeClass::Timeout;
+        if pid.is_some() && !(cut_short && last_proven_class.is_some()) {
             last_proven_class = Some(outcome.class);
         }
         let mut listener_ok = true;
@@ -833,6 +836,50 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_probe_cut_short_by_the_deadline_does_not_hide_the_answer_before_it() {
+        // Every probe answers 401 until the last one, whose timeout the deadline cut to 450 ms
+        // (at 2.55 s) and which timed out (a loaded node): the verdict is the 401, not the timeout.
+        let (v, obs, _) = run(3_000, |t| {
+            (
+                Some(7),
+                if t >= 2_500 {
+                    ProbeClass::Timeout
+                } else {
+                    ProbeClass::Unauthorized(401)
+                },
+            )
+        });
+        assert_eq!(
+            obs.last().map(|o| o.class),
+            Some(ProbeClass::Timeout),
+            "{obs:#?}"
+        );
+        match v {
+            GateVerdict::Failed { reason, .. } => {
+                assert_eq!(reason, FailReason::Unhealthy(ProbeClass::Unauthorized(401)))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A timeout with the whole probe timeout (5 s) is an answer of its own.
+        let (v, _, _) = run(30_000, |t| {
+            (
+                Some(7),
+                if t >= 2_000 {
+                    ProbeClass::Timeout
+                } else {
+                    ProbeClass::Unauthorized(401)
+                },
+            )
+        });
+        match v {
+            GateVerdict::Failed { reason, .. } => {
+                assert_eq!(reason, FailReason::Unhealthy(ProbeClass::Timeout))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
