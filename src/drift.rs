@@ -17,11 +17,15 @@
 //! - **open** / **needs-manual**: a transaction on the file is not finished (`kharden recover`)
 //!   or waits for an operator (`kharden journal resolve`): nothing to compare yet.
 //!
-//! A change "holds" under the flag parser's rules ([`kharden_manifest::Change::holds_in`]), as
-//! the built-in audit judges it: kharden's flags survive a reordering or an unrelated edit, and
-//! a flag rewritten to the same value is not drift of a control. Changes that the later
-//! contents themselves do not hold (an `apply` that changed kharden's own flag again) are not
-//! expected of the file.
+//! A change "holds" as the component reads the file: a flag of a static pod manifest, or of the
+//! kubelet in an environment file (every variable the file assigns), under the flag parser's
+//! rules ([`kharden_manifest::Change::holds_in`]); a `KubeletConfiguration` setting as the
+//! kubelet's YAML reader types it ([`kharden_kubelet_config::ConfigChange::holds_in`]).
+//! kharden's changes survive a reordering or an unrelated edit, and a value rewritten to the
+//! same one is not drift of a control: a `kubeadm upgrade` that rewrites `config.yaml` is
+//! reported with the settings it undid, not only as a diff. Changes that the later contents
+//! themselves do not hold (an `apply` that changed kharden's own flag again) are not expected
+//! of the file.
 //!
 //! Nothing is written. [`undone_controls`] gives `kharden harden` the controls to re-apply.
 
@@ -29,6 +33,7 @@ use crate::durable::Storage;
 use crate::error::Result;
 use crate::exit;
 use crate::journal::{Image, JournalRead, State, TxId, TxnKind};
+use kharden_kubelet_config::{ConfigChange, ConfigDoc, EnvFile};
 use kharden_manifest::{Change, Flags};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,10 +147,19 @@ struct Applied {
     txid: TxId,
     controls: Vec<String>,
     changes: Vec<Change>,
+    settings: Vec<ConfigChange>,
     /// A change of the file's mode and owner only.
     metadata: bool,
     /// The benchmark the control ids are of.
     bench: &'static kharden_catalog::Benchmark,
+}
+
+impl Applied {
+    /// A whole file kharden wrote (an audit policy) or a mode and owner: no flag or setting
+    /// to judge it by.
+    fn whole_file(&self) -> bool {
+        self.changes.is_empty() && self.settings.is_empty()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -165,16 +179,17 @@ struct PathState {
 /// ids explain the most of the transaction's changes (the default benchmark on a tie). Ids
 /// shift between versions (cis-1.8's 1.2.16 is cis-1.12's 1.2.15), so changes are mapped to
 /// controls in one benchmark only.
-fn benchmark_of(controls: &[String], changes: &[&Change]) -> &'static kharden_catalog::Benchmark {
-    let explained = |b: &kharden_catalog::Benchmark| {
+fn benchmark_of(
+    controls: &[String],
+    changes: &[Expect<'_>],
+) -> &'static kharden_catalog::Benchmark {
+    let explained = |b: &'static kharden_catalog::Benchmark| {
         changes
             .iter()
             .filter(|c| {
-                controls.iter().any(|id| {
-                    b.check(id)
-                        .and_then(|k| k.remediation())
-                        .is_some_and(|r| r.changes.contains(c))
-                })
+                controls
+                    .iter()
+                    .any(|id| b.check(id).is_some_and(|k| c.implements(k)))
             })
             .count()
     };
@@ -199,18 +214,116 @@ fn benchmark_of(controls: &[String], changes: &[&Change]) -> &'static kharden_ca
     }
 }
 
+/// One change kharden expects of a file: a flag (of a static pod manifest, or the kubelet's
+/// in an environment file) or a `KubeletConfiguration` setting.
+#[derive(Debug, Clone, Copy)]
+enum Expect<'a> {
+    Flag(&'a Change),
+    Setting(&'a ConfigChange),
+}
+
+impl Expect<'_> {
+    fn holds_in(self, r: &Reading) -> bool {
+        match (self, r) {
+            (Expect::Flag(c), Reading::Flags(f)) => c.holds_in(f),
+            (Expect::Setting(c), Reading::Config(d)) => c.holds_in(d),
+            _ => false,
+        }
+    }
+
+    /// Whether the check's automated fix makes this change.
+    fn implements(self, check: &kharden_catalog::Check) -> bool {
+        let flag = |c: &Change| {
+            check.kubelet_fix().is_some_and(|k| {
+                k.settings.iter().any(|s| {
+                    Some(s.flag.trim_start_matches('-'))
+                        == c.flag_name().map(|n| n.trim_start_matches('-'))
+                })
+            })
+        };
+        match self {
+            Expect::Flag(c) => {
+                check.remediation().is_some_and(|r| r.changes.contains(c)) || flag(c)
+            }
+            Expect::Setting(c) => {
+                let key = c.path().to_string();
+                check
+                    .kubelet_fix()
+                    .is_some_and(|k| k.settings.iter().any(|s| s.key == key))
+            }
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Expect::Flag(c) => c.to_string(),
+            Expect::Setting(c) => c.to_string(),
+        }
+    }
+}
+
+/// How kharden reads a file it changed settings of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Manifest,
+    /// The kubelet's flags in an environment file.
+    EnvFile,
+    /// A `KubeletConfiguration` file or drop-in.
+    Config,
+}
+
+impl FileKind {
+    /// From what kharden recorded of the file and the contents it committed.
+    fn of(st: &PathState, expected: Option<&[u8]>) -> FileKind {
+        if st.applied.iter().any(|a| !a.settings.is_empty()) {
+            FileKind::Config
+        } else if expected.is_some_and(|e| kharden_manifest::inspect(e, None).is_err())
+            && st.applied.iter().any(|a| !a.changes.is_empty())
+        {
+            FileKind::EnvFile
+        } else {
+            FileKind::Manifest
+        }
+    }
+
+    fn read(self, contents: &[u8]) -> Option<Reading> {
+        match self {
+            FileKind::Manifest => flags_of(contents).map(Reading::Flags),
+            FileKind::EnvFile => {
+                let env = EnvFile::parse(contents).ok()?;
+                let words: Vec<String> = env
+                    .assignments()
+                    .iter()
+                    .flat_map(|a| env.words(&a.name))
+                    .collect();
+                Some(Reading::Flags(Flags::parse(&words)))
+            }
+            FileKind::Config => ConfigDoc::parse(contents).ok().map(Reading::Config),
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            FileKind::Manifest => "a static pod manifest",
+            FileKind::EnvFile => "an environment file",
+            FileKind::Config => "a KubeletConfiguration file",
+        }
+    }
+}
+
+/// A file's settings as its component reads them.
+enum Reading {
+    Flags(Flags),
+    Config(ConfigDoc),
+}
+
 /// Which of a transaction's controls a change implements (in the transaction's benchmark); a
 /// single-control transaction's changes are all that control's.
-fn controls_of(change: &Change, a: &Applied) -> Vec<String> {
+fn controls_of(change: Expect<'_>, a: &Applied) -> Vec<String> {
     let mut out: Vec<String> = a
         .controls
         .iter()
-        .filter(|id| {
-            a.bench
-                .check(id)
-                .and_then(|c| c.remediation())
-                .is_some_and(|r| r.changes.contains(change))
-        })
+        .filter(|id| a.bench.check(id).is_some_and(|c| change.implements(c)))
         .cloned()
         .collect();
     if out.is_empty() && a.controls.len() == 1 {
@@ -264,7 +377,16 @@ pub fn drift<J: JournalRead>(journal: &J, storage: &dyn Storage) -> Result<Drift
     let unresolved: BTreeSet<TxId> = journal.unresolved()?.into_iter().collect();
     let mut paths: BTreeMap<String, PathState> = BTreeMap::new();
     for rec in &records {
-        let all_changes: Vec<&Change> = rec.files.iter().flat_map(|f| &f.changes).collect();
+        let all_changes: Vec<Expect<'_>> = rec
+            .files
+            .iter()
+            .flat_map(|f| {
+                f.changes
+                    .iter()
+                    .map(Expect::Flag)
+                    .chain(f.settings.iter().map(Expect::Setting))
+            })
+            .collect();
         let txn_controls = match &rec.kind {
             TxnKind::Harden { controls } => controls.clone(),
             _ => Vec::new(),
@@ -290,6 +412,7 @@ pub fn drift<J: JournalRead>(journal: &J, storage: &dyn Storage) -> Result<Drift
                                 f.controls.clone()
                             },
                             changes: f.changes.clone(),
+                            settings: f.settings.clone(),
                             metadata: f.is_metadata(),
                             bench,
                         }),
@@ -361,23 +484,26 @@ fn judge<J: JournalRead>(
         _ => None,
     };
     // What kharden still expects of the file: the changes its last contents hold.
-    let expected_flags = expected.as_deref().and_then(flags_of);
-    let mut expecting: Vec<(&Applied, &Change)> = Vec::new();
+    let kind = FileKind::of(st, expected.as_deref());
+    let expected_reading = expected.as_deref().and_then(|e| kind.read(e));
+    let mut expecting: Vec<(&Applied, Expect<'_>)> = Vec::new();
     for a in &st.applied {
-        for c in &a.changes {
-            if matches!(c, Change::Mount(_)) {
-                continue;
-            }
-            if expected_flags.as_ref().is_some_and(|f| c.holds_in(f)) {
+        let flags = a
+            .changes
+            .iter()
+            .filter(|c| !matches!(c, Change::Mount(_)))
+            .map(Expect::Flag);
+        for c in flags.chain(a.settings.iter().map(Expect::Setting)) {
+            if expected_reading.as_ref().is_some_and(|r| c.holds_in(r)) {
                 expecting.push((a, c));
             }
         }
     }
     let mut controls: BTreeSet<String> = BTreeSet::new();
     for (a, c) in &expecting {
-        controls.extend(controls_of(c, a));
+        controls.extend(controls_of(*c, a));
     }
-    for a in st.applied.iter().filter(|a| a.changes.is_empty()) {
+    for a in st.applied.iter().filter(|a| a.whole_file()) {
         if a.metadata {
             controls.extend(a.controls.iter().cloned());
         } else {
@@ -446,23 +572,23 @@ fn judge<J: JournalRead>(
         .zip(after.as_ref())
         .is_some_and(|(b, a)| b.hash == a.hash);
     let at_before = !metadata_record && cur_hash == before.as_ref().map(|i| i.hash);
-    let now_flags = current.as_ref().and_then(|(c, _)| flags_of(c));
+    let now_reading = current.as_ref().and_then(|(c, _)| kind.read(c));
     for (a, c) in &expecting {
-        if now_flags.as_ref().is_some_and(|f| c.holds_in(f)) {
+        if now_reading.as_ref().is_some_and(|r| c.holds_in(r)) {
             continue;
         }
-        let owners = controls_of(c, a);
+        let owners = controls_of(*c, a);
         if owners.is_empty() {
             file.undone.push(Undone {
                 control: None,
-                change: c.to_string(),
+                change: c.text(),
                 txid: a.txid,
             });
         }
         for id in owners {
             file.undone.push(Undone {
                 control: Some(id),
-                change: c.to_string(),
+                change: c.text(),
                 txid: a.txid,
             });
         }
@@ -492,11 +618,7 @@ fn judge<J: JournalRead>(
         }
     }
     if at_before || current.is_none() {
-        for a in st
-            .applied
-            .iter()
-            .filter(|a| a.changes.is_empty() && !a.metadata)
-        {
+        for a in st.applied.iter().filter(|a| a.whole_file() && !a.metadata) {
             for id in controls_writing(path, a) {
                 file.undone.push(Undone {
                     control: Some(id),
@@ -506,12 +628,11 @@ fn judge<J: JournalRead>(
             }
         }
     }
-    if current.is_some() && expected.is_some() && now_flags.is_none() && !expecting.is_empty() {
-        file.note = Some(
-            "it is no longer a static pod manifest kharden can read: none of kharden's flags \
-             can be in effect"
-                .into(),
-        );
+    if current.is_some() && expected.is_some() && now_reading.is_none() && !expecting.is_empty() {
+        file.note = Some(format!(
+            "it is no longer {} kharden can read: none of kharden's changes can be in effect",
+            kind.what()
+        ));
     }
     let mut undone_ids: Vec<String> = file
         .undone

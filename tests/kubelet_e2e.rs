@@ -743,4 +743,69 @@ fn kharden_harden_fixes_the_safe_kubelet_checks_through_gated_restarts() {
     assert_eq!(code(&again), 0);
     let r: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert!(r["steps"].as_array().unwrap().is_empty(), "{r}");
+
+    // Drift, judged by the settings: the legacy drop-in written back by someone's tooling
+    // (not byte for byte what it was) undoes 4.2.4; kharden's drop-in edited by hand keeps
+    // its ciphers (a change, not a revert).
+    let dropins = sim.kubelet.config_dir.clone().unwrap();
+    std::fs::write(
+        dropins.join("50-legacy.conf"),
+        "# restored by the image's tooling
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+readOnlyPort: 10255
+",
+    )
+    .unwrap();
+    let ours = std::fs::read_dir(&dropins)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap() != "50-legacy.conf")
+        .unwrap();
+    let mut edited = std::fs::read_to_string(&ours).unwrap();
+    edited.push_str("# reviewed by the security team\n");
+    std::fs::write(&ours, edited).unwrap();
+    let out = sim
+        .kharden()
+        .args(["-o", "json", "drift"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 10, "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = |name: &str| {
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap_or_else(|| panic!("{name} in {v}"))
+            .clone()
+    };
+    let legacy = file("50-legacy.conf");
+    assert_eq!(legacy["status"], "reverted", "{v}");
+    assert_eq!(
+        legacy["controls_undone"],
+        serde_json::json!(["4.2.4"]),
+        "{v}"
+    );
+    assert_eq!(legacy["undone"][0]["change"], "set readOnlyPort = 0", "{v}");
+    let mine = file(ours.file_name().unwrap().to_str().unwrap());
+    assert_eq!(mine["status"], "changed", "{v}");
+    assert!(mine["controls"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("4.2.12")));
+    assert_eq!(v["controls_undone"], serde_json::json!(["4.2.4"]), "{v}");
+    // harden re-applies what was undone, and says so.
+    let out = sim.run(&["-o", "json", "harden"]);
+    assert_eq!(code(&out), 0, "{}", sim.diag());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["reapplied"], serde_json::json!(["4.2.4"]), "{r}");
+    let out = sim
+        .kharden()
+        .args(["-o", "json", "drift"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["controls_undone"].as_array().unwrap().is_empty(), "{v}");
 }

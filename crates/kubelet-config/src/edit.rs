@@ -19,9 +19,10 @@
 //!   own quoting, and appends or removes whole items.
 
 use crate::doc::{
-    self, after_line, col, colon_after, line_end, line_start, starts_line, Format, Layout,
-    ListLayout, Walk, MAX_CONFIG_BYTES,
+    self, after_line, col, colon_after, line_end, line_start, starts_line, ConfigDoc, Format,
+    Layout, ListLayout, Walk, YamlValue, MAX_CONFIG_BYTES,
 };
+use crate::duration::GoDuration;
 use crate::error::{err, Error, ErrorKind};
 use crate::keypath::KeyPath;
 use crate::schema::{self, ValueType};
@@ -115,6 +116,42 @@ impl ConfigChange {
             | ConfigChange::Unset { path }
             | ConfigChange::SetList { path, .. } => path,
         }
+    }
+
+    /// Whether `doc` holds this change, as the kubelet reads the file: the value at the path
+    /// is the one set (a duration compared as a duration: `4h` holds `4h0m0s`), a list is the
+    /// one set item for item, an unset key is absent or null. A file that cannot be read at
+    /// the path (an alias, a scalar where a mapping belongs) holds nothing.
+    pub fn holds_in(&self, doc: &ConfigDoc) -> bool {
+        let found = match doc.lookup(self.path()) {
+            Ok(v) => v.map(|f| f.value),
+            Err(_) => return false,
+        };
+        match (self, found) {
+            (ConfigChange::Unset { .. }, found) => found.is_none(),
+            (ConfigChange::Set { value, .. }, Some(v)) => scalar_is(value, &v),
+            (ConfigChange::SetList { items, .. }, Some(YamlValue::List(v))) => {
+                items.len() == v.len() && items.iter().zip(&v).all(|(s, y)| scalar_is(s, y))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the file's value `v` is the scalar `s` (strings that are both Go durations are
+/// compared as durations).
+fn scalar_is(s: &Scalar, v: &YamlValue) -> bool {
+    match (s, v) {
+        (Scalar::Bool(a), YamlValue::Bool(b)) => a == b,
+        (Scalar::Int(a), YamlValue::Int(b)) => a == b,
+        (Scalar::Str(a), YamlValue::Str(b)) => {
+            a == b
+                || matches!(
+                    (GoDuration::parse(a), GoDuration::parse(b)),
+                    (Ok(x), Ok(y)) if x == y
+                )
+        }
+        _ => false,
     }
 }
 

@@ -384,3 +384,38 @@ fn yaml11_values_relative_paths_and_nulls() {
         .any(|n| matches!(n, Note::NegativeReplaced { .. })));
     assert_eq!(val(&e, "eventRecordQPS"), (Value::Int(50), Source::Default));
 }
+
+#[test]
+fn a_change_holds_in_a_file_as_the_kubelet_reads_it() {
+    use kharden_kubelet_config::{ConfigChange, ConfigDoc};
+    let doc = ConfigDoc::parse(
+        b"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+          authentication:\n  anonymous:\n    enabled: false\nreadOnlyPort: 0\n\
+          streamingConnectionIdleTimeout: 4h\nprotectKernelDefaults: \"true\"\n\
+          tlsCipherSuites: [A, B]\nfeatureGates:\n  RotateKubeletServerCertificate: yes\n\
+          eventRecordQPS: ~\n",
+    )
+    .unwrap();
+    let holds = |arg: &str| ConfigChange::parse_set(arg).unwrap().holds_in(&doc);
+    assert!(holds("authentication.anonymous.enabled=false"));
+    assert!(!holds("authentication.anonymous.enabled=true"));
+    assert!(holds("readOnlyPort=0"));
+    assert!(!holds("readOnlyPort=10255"));
+    // A duration is compared as one.
+    assert!(holds("streamingConnectionIdleTimeout=4h0m0s"));
+    assert!(!holds("streamingConnectionIdleTimeout=5m"));
+    // A quoted "true" is a string: the kubelet's decoder refuses it for a boolean.
+    assert!(!holds("protectKernelDefaults=true"));
+    // YAML 1.1: `yes` is a boolean.
+    assert!(holds("featureGates.RotateKubeletServerCertificate=true"));
+    assert!(holds("tlsCipherSuites=A,B"));
+    assert!(!holds("tlsCipherSuites=B,A"));
+    assert!(!holds("tlsCipherSuites=A"));
+    // Absent, and null, hold nothing set and every unset.
+    assert!(!holds("makeIPTablesUtilChains=true"));
+    assert!(!holds("eventRecordQPS=5"));
+    let unset = |k: &str| ConfigChange::parse_unset(k).unwrap().holds_in(&doc);
+    assert!(unset("eventRecordQPS"));
+    assert!(unset("makeIPTablesUtilChains"));
+    assert!(!unset("readOnlyPort"));
+}
