@@ -568,10 +568,38 @@ fn insert(
     let (pk, pv) = &pairs[j - 1];
     let at = after_line(text, pair_end(pk, pv));
     if at == text.len() && !text.ends_with('\n') {
+        // Found by the fuzz target: the line break a new last line needs would end the block
+        // scalar's value with one.
+        if let Some(b) = block_scalar_ending_before(pv, text, at) {
+            return Err(unsupported(
+                b.line,
+                "the file ends, without a final line break, in a block scalar (`|` or `>`): a \
+                 key added after it would change its value; end the file with a line break first",
+            ));
+        }
         let body = entry.strip_suffix(layout.eol).unwrap_or(&entry);
         return Ok(vec![Splice::new(at..at, format!("{}{body}", layout.eol))]);
     }
     Ok(vec![Splice::new(at..at, entry)])
+}
+
+/// The block scalar (`|`, `>`) that `node` ends with, when only blanks and line breaks follow it
+/// up to `pos`: its value's final line breaks are read from that text, so a line break added or
+/// taken away there changes the value.
+fn block_scalar_ending_before<'a>(node: &'a Node, text: &str, pos: usize) -> Option<&'a Node> {
+    let last = match &node.kind {
+        Kind::Scalar {
+            style: Style::Block,
+            ..
+        } => {
+            let tail = text.get(node.span.end..pos)?;
+            return tail.chars().all(char::is_whitespace).then_some(node);
+        }
+        Kind::Scalar { .. } | Kind::Alias => return None,
+        Kind::Seq { items, .. } => items.last()?,
+        Kind::Map { pairs, .. } => &pairs.last()?.1,
+    };
+    block_scalar_ending_before(last, text, pos)
 }
 
 /// Block lines for `segs: ... leaf`, the first key at column `c`.
@@ -820,7 +848,14 @@ fn unset(text: &str, trail: &[(&Node, usize)], path: &KeyPath) -> Result<Vec<Spl
     }
     let mut start = line_start(text, k.span.start);
     let end = after_line(text, pair_end(k, v));
-    if end == text.len() && !text.ends_with('\n') && start > 0 {
+    // After a block scalar the line break before the key is the scalar's own last one (found
+    // by the fuzz target): it stays, and the file then ends with a line break.
+    let block_before = j
+        .checked_sub(1)
+        .and_then(|i| pairs.get(i))
+        .and_then(|(_, pv)| block_scalar_ending_before(pv, text, start))
+        .is_some();
+    if end == text.len() && !text.ends_with('\n') && start > 0 && !block_before {
         // The last line of a file without a final newline: take the line break before it.
         start -= 1;
         if start > 0 && text.as_bytes()[start - 1] == b'\r' {

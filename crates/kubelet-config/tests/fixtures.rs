@@ -754,3 +754,40 @@ fn a_list_with_an_empty_item_is_refused() {
         assert_eq!(e.line, Some(2));
     }
 }
+
+/// Found by the fuzz target: a file that ends, without a final line break, in a block scalar
+/// (`0: >\r\n ~`). A key added after it would give the scalar a final line break (a new value):
+/// refused with the line of the scalar's text. Removing the key after one keeps the scalar's line break.
+#[test]
+fn a_block_scalar_at_the_end_without_a_line_break() {
+    for (input, line) in [
+        (&b"0: >\r\n ~"[..], 2),
+        (b"a: |\n  text", 2),
+        (b"a: |+\n  text", 2),
+        (b"x: 1\na:\n  b: |\n    text", 4),
+        (b"x: 1\nl:\n- 1\n- >\n  text  ", 5),
+    ] {
+        let e = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+        assert_eq!(e.line, Some(line), "{e}");
+        assert!(e.reason.contains("final line break"), "{e}");
+    }
+    // With a final line break, the key is added after it.
+    let out = checked(b"a: |\n  text\n", &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+    assert_eq!(out.output, b"a: |\n  text\nreadOnlyPort: 0\n");
+    // Removing the last key after a block scalar leaves the scalar's line break.
+    for (input, want) in [
+        (
+            &b"a: |\n  text\nreadOnlyPort: 1"[..],
+            &b"a: |\n  text\n"[..],
+        ),
+        (b"a: |+\n  text\n\nreadOnlyPort: 1", b"a: |+\n  text\n\n"),
+        (b"a: 1\nreadOnlyPort: 1", b"a: 1"),
+    ] {
+        let out = checked(input, &[unset("readOnlyPort")]).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.output),
+            String::from_utf8_lossy(want)
+        );
+    }
+}
