@@ -19,11 +19,11 @@
 
 use assert_cmd::cargo::cargo_bin;
 use kharden_testnode::{
-    read_effective_config, write_node, write_worker_node, KubeletNode, KubeletNodeOptions,
-    KubeletOptions, NodeOptions, NodePorts, ServiceManagerOptions, ServiceManagerProcess,
+    http_get, read_effective_config, wait_until, write_node, write_worker_node, KubeletNode,
+    KubeletNodeOptions, KubeletOptions, NodeOptions, NodePorts, ServiceManagerOptions,
+    ServiceManagerProcess,
 };
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -90,30 +90,6 @@ fn worker(opts: KubeletNodeOptions, tweak: impl FnOnce(&KubeletNode)) -> Sim {
     let kubelet = write_worker_node(dir.path(), &opts).unwrap();
     tweak(&kubelet);
     spawn(dir, kubelet, &[])
-}
-
-fn healthz(port: u16) -> Option<(u16, String)> {
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Some((status, body))
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn cmdline(pid: u32) -> Vec<String> {
@@ -183,7 +159,7 @@ impl Sim {
                 && pid != 0
                 && Some(pid) != not
                 && read_effective_config(self.root()).is_ok_and(|e| e.pid == pid)
-                && healthz(self.kubelet.healthz_port) == Some((200, "ok".into()));
+                && http_get(self.kubelet.healthz_port, "/healthz") == Some((200, "ok".into()));
             if ok {
                 return pid;
             }
@@ -331,7 +307,7 @@ fn kill_during_gate(sim: &Sim, args: &[&str], ready: impl Fn() -> bool) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the gate to be under way", LONG, || ready().then_some(()));
+    wait_until("the gate to be under way", LONG, || ready().then_some(())).unwrap();
     // Still gating (the gate cannot pass yet).
     assert!(child.try_wait().unwrap().is_none(), "kharden ended early");
     nix::sys::signal::kill(
@@ -588,7 +564,8 @@ fn a_control_plane_kubelet_keeps_its_static_pods_and_asks_the_api_server_about_t
         std::net::TcpStream::connect(("127.0.0.1", node.ports.apiserver))
             .ok()
             .map(|_| ())
-    });
+    })
+    .unwrap();
     let out = sim.run(&["kubelet", "set", "eventRecordQPS=5"]);
     assert_eq!(code(&out), 0, "{}", sim.diag());
     let t = text(&out);

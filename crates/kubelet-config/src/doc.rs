@@ -138,23 +138,33 @@ pub(crate) fn load(text: &str) -> Result<Node, Error> {
     };
     // Explicit `? key` entries: their text layout is not one this crate splices around (new
     // text after one can become part of the key), so the whole file is refused.
-    let mut stack = vec![&root];
-    while let Some(n) = stack.pop() {
+    // Each node with where the text before it starts (the end of the node before it, or of
+    // its collection's start): an explicit key's `?` is in that text.
+    let mut stack = vec![(&root, 0)];
+    while let Some((n, from)) = stack.pop() {
         match &n.kind {
             Kind::Map { pairs, .. } => {
+                let mut from = from.max(if n.is_flow() { n.span.start } else { 0 });
                 for (k, v) in pairs {
-                    if tree::explicit_key(text, k) {
+                    if tree::explicit_key(text, from, k) {
                         return Err(err(
                             ErrorKind::Unsupported,
                             Some(k.line),
                             "an explicit `?` mapping key; refusing to edit or read this file",
                         ));
                     }
-                    stack.push(k);
-                    stack.push(v);
+                    stack.push((k, from));
+                    stack.push((v, k.content_end()));
+                    from = tree::pair_end(k, v);
                 }
             }
-            Kind::Seq { items, .. } => stack.extend(items.iter()),
+            Kind::Seq { items, .. } => {
+                let mut from = from.max(if n.is_flow() { n.span.start } else { 0 });
+                for it in items {
+                    stack.push((it, from));
+                    from = it.content_end().max(from);
+                }
+            }
             _ => {}
         }
     }

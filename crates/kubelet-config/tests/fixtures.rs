@@ -791,3 +791,23 @@ fn a_block_scalar_at_the_end_without_a_line_break() {
         );
     }
 }
+
+/// Found by the fuzz target: an explicit key whose `?` is followed by a comment, the key on the
+/// next line (`? #,`), was not seen as one; a key added after it made the output unreadable
+/// (the verification refused it). The file is refused as every file with an explicit key is.
+#[test]
+fn an_explicit_key_behind_a_comment_is_refused() {
+    let input = b"{\n #  N #10\"\n  ? #,\n  \"rea{\n \n\ne\n\no\": 10255\n}\n";
+    for change in [
+        set(
+            "streamingConnectionIdleTimeout",
+            Scalar::Str("4h0m0s".into()),
+        ),
+        set("readOnlyPort", Scalar::Int(0)),
+    ] {
+        let e = checked(input, &[change]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.reason.contains("explicit"), "{e}");
+    }
+}

@@ -52,6 +52,7 @@ pub mod node;
 pub mod pki;
 pub mod systemd;
 pub mod unit;
+pub mod wait;
 
 pub use fake::{install_fake_binaries, run_fake_component, HealthServer, HealthServerConfig};
 pub use guard::{
@@ -73,6 +74,7 @@ pub use pki::{
 pub use systemd::{
     run_service_manager, systemctl_main, ServiceManagerError, ServiceManagerOptions,
 };
+pub use wait::{http_get, wait_until};
 
 fn basename(argv0: &str) -> &str {
     argv0.rsplit('/').next().unwrap_or(argv0)

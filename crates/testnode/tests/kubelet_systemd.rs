@@ -17,12 +17,11 @@
 )]
 
 use kharden_testnode::{
-    node_processes, read_effective_config, write_node, write_worker_node, KubeletNode,
-    KubeletNodeOptions, KubeletOptions, NodeOptions, NodePorts, ServiceManagerOptions,
+    http_get, node_processes, read_effective_config, wait_until, write_node, write_worker_node,
+    KubeletNode, KubeletNodeOptions, KubeletOptions, NodeOptions, NodePorts, ServiceManagerOptions,
     ServiceManagerProcess,
 };
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -90,31 +89,6 @@ fn start_control_plane() -> Sim {
     }
 }
 
-/// `GET /healthz` on 127.0.0.1:port: `Some((status, body))`, `None` when nothing answers.
-fn healthz(port: u16) -> Option<(u16, String)> {
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Some((status, body))
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 impl Sim {
     fn root(&self) -> &Path {
         self.dir.path()
@@ -159,7 +133,7 @@ impl Sim {
                 && pid != 0
                 && Some(pid) != not
                 && read_effective_config(self.root()).is_ok_and(|e| e.pid == pid)
-                && healthz(self.kubelet.healthz_port) == Some((200, "ok".into()));
+                && http_get(self.kubelet.healthz_port, "/healthz") == Some((200, "ok".into()));
             if ok {
                 return pid;
             }
@@ -328,14 +302,16 @@ fn refused_config_crash_loops_every_restart_sec_until_restored() {
     let n1 = wait_until("automatic restarts", LONG, || {
         let n: u32 = sim.show()["NRestarts"].parse().ok()?;
         (n >= 2).then_some(n)
-    });
+    })
+    .unwrap();
     // It keeps going.
     wait_until("more automatic restarts", LONG, || {
         let n: u32 = sim.show()["NRestarts"].parse().ok()?;
         (n > n1).then_some(())
-    });
+    })
+    .unwrap();
     assert!(
-        healthz(sim.kubelet.healthz_port).is_none(),
+        http_get(sim.kubelet.healthz_port, "/healthz").is_none(),
         "/healthz is down"
     );
     let p = sim.show();
@@ -352,7 +328,8 @@ fn refused_config_crash_loops_every_restart_sec_until_restored() {
     wait_until("is-active to say activating", LONG, || {
         let (code, out, _) = sim.systemctl(&["is-active", "kubelet"]);
         (code == 3 && out.trim() == "activating").then_some(())
-    });
+    })
+    .unwrap();
     // Roll back: the old file, a restart, and a healthy kubelet again.
     let tmp = sim.kubelet.config.with_file_name(".rollback.tmp");
     std::fs::write(&tmp, &good).unwrap();
@@ -399,7 +376,8 @@ fn other_refusals_unknown_cipher_bad_authz_mode_wrong_type_unknown_flag() {
         assert_eq!(code, 0, "{err}");
         wait_until(message, LONG, || {
             sim.sm.journal("kubelet").contains(message).then_some(())
-        });
+        })
+        .unwrap();
         std::fs::write(&sim.kubelet.config, &good).unwrap();
     }
     // An unknown flag in KUBELET_EXTRA_ARGS: environment files are read at every start.
@@ -415,7 +393,8 @@ fn other_refusals_unknown_cipher_bad_authz_mode_wrong_type_unknown_flag() {
             .journal("kubelet")
             .contains("failed to parse kubelet flag: unknown flag: --no-such-flag")
             .then_some(())
-    });
+    })
+    .unwrap();
     std::fs::write(&sim.kubelet.extra_args_env, "KUBELET_EXTRA_ARGS=\n").unwrap();
     sim.systemctl(&["restart", "kubelet"]);
     sim.wait_healthy(None);
@@ -499,7 +478,8 @@ fn config_dir_drop_ins_merge_over_the_file() {
             .journal("kubelet")
             .contains("no apiVersion/kind")
             .then_some(())
-    });
+    })
+    .unwrap();
     std::fs::remove_file(dir.join("60-bad.conf")).unwrap();
     sim.systemctl(&["restart", "kubelet"]);
     sim.wait_healthy(Some(new));
@@ -576,7 +556,7 @@ fn systemctl_exit_codes_and_unknown_units() {
         ("inactive", "dead", "0")
     );
     assert_eq!(sim.systemctl(&["is-active", "kubelet"]).0, 3);
-    assert!(healthz(sim.kubelet.healthz_port).is_none());
+    assert!(http_get(sim.kubelet.healthz_port, "/healthz").is_none());
     assert_eq!(sim.systemctl(&["start", "kubelet"]).0, 0);
     sim.wait_healthy(None);
     // Without the manager, systemctl says what the real one says on a host without systemd.
@@ -603,6 +583,7 @@ fn pod_pid(sim: &Sim, pod: &str, after: usize) -> u32 {
             .and_then(|r| r.split_whitespace().next())
             .and_then(|p| p.parse().ok())
     })
+    .unwrap()
 }
 
 #[test]
@@ -626,7 +607,8 @@ fn static_pods_keep_their_pids_across_kubelet_restarts() {
             .skip(lines)
             .any(|l| l.contains(&format!(" adopted pod=kube-apiserver.yaml pid={pod}")))
             .then_some(())
-    });
+    })
+    .unwrap();
     assert!(
         alive(pod) && start_time(pod) == Some(born),
         "the pod was not restarted"
@@ -650,14 +632,15 @@ fn static_pods_keep_their_pids_across_kubelet_restarts() {
     let new_pod = pod_pid(&sim, "kube-apiserver.yaml", lines);
     assert_ne!(new_pod, pod);
     assert!(cmdline(new_pod).contains(&"--profiling=false".to_string()));
-    wait_until("the old pod to go", LONG, || (!alive(pod)).then_some(()));
+    wait_until("the old pod to go", LONG, || (!alive(pod)).then_some(())).unwrap();
     // A manifest removed while the kubelet is down: its pod is stopped by the next kubelet.
     sim.systemctl(&["stop", "kubelet"]);
     std::fs::remove_file(&manifest).unwrap();
     sim.systemctl(&["start", "kubelet"]);
     wait_until("the removed pod to go", LONG, || {
         (!alive(new_pod)).then_some(())
-    });
+    })
+    .unwrap();
 }
 
 #[test]
@@ -680,7 +663,8 @@ fn nothing_outlives_the_guard_even_after_sigkill_or_panic() {
     drop(sm);
     wait_until("no process left", LONG, || {
         node_processes(&root).is_empty().then_some(())
-    });
+    })
+    .unwrap();
     assert!(!alive(pod));
     drop(dir);
 
@@ -696,7 +680,8 @@ fn nothing_outlives_the_guard_even_after_sigkill_or_panic() {
     .unwrap();
     wait_until("no process left after SIGKILL", LONG, || {
         (!alive(kubelet) && !alive(pod) && node_processes(&root).is_empty()).then_some(())
-    });
+    })
+    .unwrap();
     drop(sim);
 
     // A test that panics with a running node leaves nothing either.
@@ -714,7 +699,8 @@ fn nothing_outlives_the_guard_even_after_sigkill_or_panic() {
             .unwrap();
             wait_until("a kubelet", LONG, || {
                 read_effective_config(&root).ok().map(|_| ())
-            });
+            })
+            .unwrap();
             panic!("deliberate");
         }
     })
@@ -722,7 +708,8 @@ fn nothing_outlives_the_guard_even_after_sigkill_or_panic() {
     assert!(r.is_err());
     wait_until("no process left after a panic", LONG, || {
         node_processes(&root).is_empty().then_some(())
-    });
+    })
+    .unwrap();
 }
 
 #[test]

@@ -146,23 +146,42 @@ impl Node {
     }
 }
 
-/// Whether a mapping key is written as an explicit `? key` (the `?` indicator before it). A
-/// `?` that ends a comment (`# why? ` on the line before) is not one (found by the fuzz target).
-pub fn explicit_key(text: &str, k: &Node) -> bool {
-    let before = text[..k.span.start.min(text.len())].trim_end_matches([' ', '\t', '\r', '\n']);
-    let Some(b) = before.strip_suffix('?') else {
+/// Whether a mapping key is written as an explicit `? key`: a `?` indicator (followed by a blank,
+/// a line break or the key) in the text between `from` (where the node before the key ends, or
+/// where its collection starts) and the key. That text holds no scalar, only indicators, blanks
+/// and comments, so a `#` at a line's start or after a blank starts a comment, and a `?` inside
+/// one is not an indicator (found by the fuzz target: `# why?` before a key, and `? # c` with
+/// the key on the next line).
+pub fn explicit_key(text: &str, from: usize, k: &Node) -> bool {
+    let end = k.span.start.min(text.len());
+    let Some(region) = text.get(from.min(end)..end) else {
         return false;
     };
-    if !(b.is_empty() || b.ends_with([' ', '\t', '\r', '\n', '{', ','])) {
-        return false;
+    let mut blank_before = from == 0 || text[..from.min(end)].ends_with(['\n', ' ', '\t', '\r']);
+    let mut chars = region.chars().peekable();
+    let mut in_comment = false;
+    while let Some(c) = chars.next() {
+        if c == '\n' {
+            in_comment = false;
+            blank_before = true;
+            continue;
+        }
+        if in_comment {
+            continue;
+        }
+        match c {
+            '#' if blank_before => in_comment = true,
+            '?' if chars
+                .peek()
+                .is_none_or(|n| matches!(n, ' ' | '\t' | '\r' | '\n')) =>
+            {
+                return true
+            }
+            _ => {}
+        }
+        blank_before = matches!(c, ' ' | '\t' | '\r');
     }
-    // In a comment when a `#` that starts one (at the line's start or after a blank) comes
-    // before the `?` on its line.
-    let line = &b[b.rfind('\n').map_or(0, |i| i + 1)..];
-    let comment = line
-        .char_indices()
-        .any(|(i, c)| c == '#' && (i == 0 || line[..i].ends_with([' ', '\t'])));
-    !comment
+    false
 }
 
 /// Where a mapping entry's text ends.
@@ -575,10 +594,31 @@ mod tests {
         let text = "a: b # why ?\nc: 1\n";
         let docs = parse(text).unwrap();
         let pairs = docs[0].map_pairs().unwrap();
-        assert!(!explicit_key(text, &pairs[1].0));
+        assert!(!explicit_key(text, pairs[0].1.content_end(), &pairs[1].0));
         let text = "? c\n: 1\n";
         let docs = parse(text).unwrap();
         let pairs = docs[0].map_pairs().unwrap();
-        assert!(explicit_key(text, &pairs[0].0));
+        assert!(explicit_key(text, 0, &pairs[0].0));
+    }
+
+    #[test]
+    fn an_explicit_key_is_seen_through_a_comment_and_a_quoted_hash_is_no_comment() {
+        // The key on the line after `? # comment` (found by the fuzz target).
+        let text = "{\n  ? #,\n  \"k\": 1\n}\n";
+        let docs = parse(text).unwrap();
+        let pairs = docs[0].map_pairs().unwrap();
+        assert!(explicit_key(text, docs[0].span.start, &pairs[0].0));
+        // A `#` inside the quoted key before is not a comment hiding the `?`.
+        let text = "{\"a #b\": 1, ? c: 2}\n";
+        let docs = parse(text).unwrap();
+        let pairs = docs[0].map_pairs().unwrap();
+        assert!(!explicit_key(text, docs[0].span.start, &pairs[0].0));
+        assert!(explicit_key(text, pairs[0].1.content_end(), &pairs[1].0));
+        // Plain keys with a question mark are not explicit.
+        let text = "{a?: 1, b ?c: 2}\n";
+        let docs = parse(text).unwrap();
+        let pairs = docs[0].map_pairs().unwrap();
+        assert!(!explicit_key(text, docs[0].span.start, &pairs[0].0));
+        assert!(!explicit_key(text, pairs[0].1.content_end(), &pairs[1].0));
     }
 }
