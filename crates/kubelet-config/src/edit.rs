@@ -566,7 +566,10 @@ fn insert(
         )]);
     }
     let (pk, pv) = &pairs[j - 1];
-    let at = after_line(text, pair_end(pk, pv));
+    // Blank lines after the entry before stay with it: they may be a keep-chomped block
+    // scalar's own, and a blank line holding a tab becomes a bad indentation when it follows a
+    // deeper new line (found by the fuzz target).
+    let at = after_blank_lines(text, after_line(text, pair_end(pk, pv)));
     if at == text.len() && !text.ends_with('\n') {
         // Found by the fuzz target: the line break a new last line needs would end the block
         // scalar's value with one.
@@ -581,6 +584,21 @@ fn insert(
         return Ok(vec![Splice::new(at..at, format!("{}{body}", layout.eol))]);
     }
     Ok(vec![Splice::new(at..at, entry)])
+}
+
+/// `at` (a line start) moved past the lines made only of blanks that follow it.
+fn after_blank_lines(text: &str, mut at: usize) -> usize {
+    while let Some(rest) = text.get(at..).filter(|r| !r.is_empty()) {
+        let len = rest.find('\n').map_or(rest.len(), |e| e + 1);
+        if !rest[..len]
+            .chars()
+            .all(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+        {
+            break;
+        }
+        at += len;
+    }
+    at
 }
 
 /// The block scalar (`|`, `>`) that `node` ends with, when only blanks and line breaks follow it

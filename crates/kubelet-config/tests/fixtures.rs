@@ -811,3 +811,32 @@ fn an_explicit_key_behind_a_comment_is_refused() {
         assert!(e.reason.contains("explicit"), "{e}");
     }
 }
+
+/// Found by the fuzz target: a key added before blank lines that end the file (`a: x\n  \t`)
+/// put a line holding a tab after a deeper new line, where the tab is a bad indentation. Blank
+/// lines after an entry now stay with it, which also keeps a keep-chomped block scalar's own.
+#[test]
+fn blank_lines_after_an_entry_stay_with_it() {
+    let out = checked(
+        b"a: x\n  \t",
+        &[set("evictionHard[m]", Scalar::Str("100Mi".into()))],
+    )
+    .unwrap();
+    assert_eq!(out.output, b"a: x\n  \t\nevictionHard:\n  m: 100Mi");
+    let out = checked(
+        b"hentica#ion: !!map\n  anonou\n  \t",
+        &[set(
+            "evictionHard[memory.available]",
+            Scalar::Str("100Mi".into()),
+        )],
+    );
+    assert!(out.is_ok(), "{out:?}");
+    // Between two keys: after the blank lines that follow the first (a keep-chomped block
+    // scalar keeps its trailing line breaks).
+    let out = checked(
+        b"a: |+\n  text\n\n\nz: 1\n",
+        &[set("readOnlyPort", Scalar::Int(0))],
+    )
+    .unwrap();
+    assert_eq!(out.output, b"a: |+\n  text\n\n\nreadOnlyPort: 0\nz: 1\n");
+}
