@@ -153,6 +153,9 @@ pub(crate) fn load(text: &str) -> Result<Node, Error> {
                             "an explicit `?` mapping key; refusing to edit or read this file",
                         ));
                     }
+                    if empty_block_scalar(v) {
+                        return Err(empty_block_refusal(k.line));
+                    }
                     stack.push((k, from));
                     stack.push((v, k.content_end()));
                     from = tree::pair_end(k, v);
@@ -161,6 +164,13 @@ pub(crate) fn load(text: &str) -> Result<Node, Error> {
             Kind::Seq { items, .. } => {
                 let mut from = from.max(if n.is_flow() { n.span.start } else { 0 });
                 for it in items {
+                    if empty_block_scalar(it) {
+                        // Its own line is wrong too: the line of the item's `-`.
+                        let dash = text[from.min(text.len())..]
+                            .find(|c: char| !c.is_whitespace() && !matches!(c, ',' | '[' | ':'))
+                            .map_or(from, |i| from + i);
+                        return Err(empty_block_refusal(line_of(text.as_bytes(), dash)));
+                    }
                     stack.push((it, from));
                     from = it.content_end().max(from);
                 }
@@ -462,6 +472,22 @@ pub(crate) fn walk<'t>(root: &'t Node, path: &KeyPath) -> Result<Walk<'t>, Error
         }
     }
     Ok(Walk::Found(trail))
+}
+
+/// A block scalar (`|`, `>`) with no text: the parser gives it no place of its own in the
+/// file (its span runs into what follows), so nothing can be spliced next to it (found by the
+/// fuzz target: a key added or removed beside one landed in the wrong place).
+fn empty_block_scalar(n: &Node) -> bool {
+    matches!(&n.kind, Kind::Scalar { value, style: Style::Block } if value.trim().is_empty())
+}
+
+fn empty_block_refusal(line: usize) -> Error {
+    err(
+        ErrorKind::Unsupported,
+        Some(line),
+        "a block scalar (`|` or `>`) with no text; refusing to edit or read this file (write \
+         `\"\"` for an empty value)",
+    )
 }
 
 /// A value as the kubelet's YAML reader (go-yaml v2, YAML 1.1) types it.

@@ -840,3 +840,27 @@ fn blank_lines_after_an_entry_stay_with_it() {
     .unwrap();
     assert_eq!(out.output, b"a: |+\n  text\n\n\nreadOnlyPort: 0\nz: 1\n");
 }
+
+/// Found by the fuzz target: a block scalar with no text (`0: >` and the next key at the
+/// mapping's column) has no place of its own in the parser's spans: keys added or removed next to
+/// one landed in the wrong place (the verification refused them). Such files are refused.
+#[test]
+fn an_empty_block_scalar_is_refused() {
+    for (input, line) in [
+        (&b"0: >\ne: 1\n"[..], 1),
+        (b"0: > # c\ne: 1\n", 1),
+        (b"a: 1\n0: |\ne:\n  m: 1\n", 2),
+        (b"a: 1\n0: >\n", 2),
+        (b"l:\n- |\n- x\n", 2),
+    ] {
+        for change in [set("readOnlyPort", Scalar::Int(0)), unset("0")] {
+            let e = checked(input, &[change]).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.reason.contains("no text"), "{e}");
+        }
+    }
+    // One with text is edited.
+    let out = checked(b"a: >\n  x\ne: 1\n", &[unset("a")]).unwrap();
+    assert_eq!(out.output, b"e: 1\n");
+}
