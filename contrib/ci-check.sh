@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Check contrib/: the Ansible playbook against a simulated control-plane node, and the
-# Kubernetes Job manifest. Called from .ci/run; takes a minute or two.
+# Check contrib/: the Ansible playbooks against a simulated control-plane node and a simulated
+# worker, and the Kubernetes Job manifests. Called from .ci/run; takes a minute or two.
 #
 #   contrib/ci-check.sh
 #
-# - Builds the release binary (or uses $KHARDEN_BIN).
+# - Builds the release binary (or uses $KHARDEN_BIN), and the test node's binary for the worker
+#   (or uses $KHARDEN_TESTNODE_BIN).
 # - Uses ansible-playbook from target/contrib-venv, creating that venv with
 #   `pip install ansible-core` when it is not there yet (pip reaches PyPI).
 # - The node is a temp dir with copies of tests/fixtures/*.yaml under etc/kubernetes/manifests,
@@ -17,7 +18,11 @@
 #   4. a rollback (an audit script that fails) fails the play with kharden's exit code 4, and
 #      the node's files are back to what they were;
 #   5. the Job manifest has the fields a control-plane run needs (and passes kubeconform when
-#      that is installed).
+#      that is installed);
+#   6. the worker play: its rollout discipline, then for real on a simulated worker
+#      (`kharden-testnode worker`): check mode, a fixing run through gated kubelet restarts, an
+#      idempotent second run, a configuration the kubelet refuses rolled back (exit 3);
+#   7. the worker Job manifest.
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
@@ -203,6 +208,83 @@ set -e
 [ "$rc" = 0 ] || { cat "$W/workers.log"; die "the worker play on an empty node: exit $rc"; }
 [ "$(recap "$W/workers.log" changed)" = 0 ] || { cat "$W/workers.log"; die "the worker play planned a change on an empty node"; }
 ok "the worker play: a few nodes at a time, stops at the first rollback, check mode is --dry-run"
+
+# ---- 6b. the worker play on a simulated worker, for real ----------------------------------
+# `kharden-testnode worker` serves a kubeadm worker node: the service-manager emulator runs
+# kubelet.service, whose kubelet emulator loads its configuration as the kubelet does and exits
+# on what the kubelet refuses. The play drives the product binary through real gated restarts.
+if [ -n "${KHARDEN_TESTNODE_BIN:-}" ]; then
+    TN=$KHARDEN_TESTNODE_BIN
+else
+    cargo build -q -p kharden-testnode --bin kharden-testnode
+    TN=$ROOT_DIR/target/debug/kharden-testnode
+fi
+WNODE=$W/worker
+"$TN" worker --root "$WNODE" --config-dir /etc/kubernetes/kubelet.conf.d >"$W/worker.json" 2>"$W/worker.err" &
+WORKER_PID=$!
+# The worker stops its kubelet and pods on SIGTERM; then the temp dir goes.
+trap 'kill "$WORKER_PID" 2>/dev/null; wait "$WORKER_PID" 2>/dev/null; rm -rf "$W"' EXIT
+for _ in $(seq 1 600); do
+    [ -s "$W/worker.json" ] && break
+    kill -0 "$WORKER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+[ -s "$W/worker.json" ] || { cat "$W/worker.err"; die "the simulated worker did not start"; }
+wfield() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$W/worker.json" "$1"; }
+SYSTEMCTL=$(wfield systemctl)
+HEALTHZ_PORT=$(wfield healthz_port)
+WSTATE=$WNODE/var/lib/kharden
+wargs=(--root "$WNODE" --state-dir "$WSTATE" --systemctl "$SYSTEMCTL")
+wplay() { # wplay LOGFILE EXTRA_JSON [ansible-playbook args...]: the worker play, status in $rc
+    local logf=$1 more=$2
+    shift 2
+    local extra
+    extra=$(printf '{"kharden_hosts": "localhost", "kharden_path": "%s", "ansible_python_interpreter": "%s", "kharden_extra_args": ["--root", "%s", "--state-dir", "%s", "--systemctl", "%s", "--stable-for", "1"]%s}' \
+        "$KH" "$PY" "$WNODE" "$WSTATE" "$SYSTEMCTL" "$more")
+    set +e
+    "$PLAYBOOK" -i localhost, -c local contrib/ansible/harden-workers.yml -e "$extra" "$@" >"$logf" 2>&1
+    rc=$?
+    set -e
+}
+kubelet_files() { # the kubelet's configuration files, hashed
+    (cd "$WNODE" && find var/lib/kubelet etc/kubernetes/kubelet.conf.d etc/default -type f -print0 2>/dev/null |
+        xargs -0 sha256sum) | sort
+}
+healthy() { # the kubelet answers /healthz with 200 ok
+    "$PY" -c 'import sys,urllib.request; r=urllib.request.urlopen("http://127.0.0.1:%s/healthz" % sys.argv[1], timeout=5); sys.exit(0 if r.status == 200 and r.read() == b"ok" else 1)' "$HEALTHZ_PORT"
+}
+wbefore=$(kubelet_files)
+wplay "$W/w-check.log" "" --check
+[ "$rc" = 0 ] || { cat "$W/w-check.log"; die "worker check mode: exit $rc"; }
+[ "$(recap "$W/w-check.log" changed)" -ge 1 ] || { cat "$W/w-check.log"; die "worker check mode predicted no change"; }
+[ "$(kubelet_files)" = "$wbefore" ] || die "worker check mode changed a kubelet file"
+[ ! -e "$WSTATE/journal.redb" ] || [ "$(txns "$WSTATE")" = 0 ] || die "worker check mode journaled a transaction"
+wplay "$W/w-run.log" ""
+[ "$rc" = 0 ] || { cat "$W/w-run.log"; die "worker real run: exit $rc"; }
+[ "$(recap "$W/w-run.log" changed)" -ge 1 ] || { cat "$W/w-run.log"; die "worker real run: not reported as changed"; }
+[ "$(kubelet_files)" != "$wbefore" ] || die "worker real run changed no kubelet file"
+healthy || die "the kubelet is not healthy after the worker play"
+"$KH" -o json harden --dry-run "${wargs[@]}" >"$W/w-plan.json"
+wfailing=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(" ".join([c for s in d["steps"] for c in s["controls"]] + d["still_failing"]))' "$W/w-plan.json")
+[ -z "$wfailing" ] || die "automatable worker controls still failing after the play: $wfailing"
+wn=$(txns "$WSTATE")
+wplay "$W/w-again.log" ""
+[ "$rc" = 0 ] || { cat "$W/w-again.log"; die "worker second run: exit $rc"; }
+[ "$(recap "$W/w-again.log" changed)" = 0 ] || { cat "$W/w-again.log"; die "worker second run reported a change"; }
+[ "$(txns "$WSTATE")" = "$wn" ] || die "worker second run journaled a transaction"
+# A setting the kubelet refuses (a misspelt cipher suite): kharden rolls it back (exit 3), the
+# play fails naming the code, and the old kubelet is healthy on the files it had.
+wafter=$(kubelet_files)
+wplay "$W/w-refused.log" ', "kharden_harden": false, "kharden_kubelet_set": ["tlsCipherSuites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA265"]'
+[ "$rc" != 0 ] || { cat "$W/w-refused.log"; die "a configuration the kubelet refuses did not fail the worker play"; }
+grep -q "exited 3: rolled back" "$W/w-refused.log" ||
+    { cat "$W/w-refused.log"; die "the worker play's failure does not name kharden's exit code 3"; }
+[ "$(kubelet_files)" = "$wafter" ] || die "the rolled-back worker's kubelet files differ from before"
+healthy || die "the old kubelet is not healthy after the rollback"
+"$KH" --state-dir "$WSTATE" -o json journal log --limit 1 |
+    "$PY" -c 'import json,sys; s=[t["state"] for t in json.load(sys.stdin)["transactions"]]; sys.exit(0 if s == ["rolled-back"] else "journal states: %s" % s)' ||
+    die "the journal does not end with the rolled-back kubelet transaction"
+ok "the worker play on a simulated worker: check mode writes nothing, a real run fixes every safe kubelet check through gated restarts (idempotent), a refused configuration is rolled back (exit 3) with the old kubelet healthy"
 
 # ---- 7. the worker Job manifest -----------------------------------------------------------
 "$PY" - contrib/kubernetes/harden-worker-job.yaml <<'EOF2' || die "contrib/kubernetes/harden-worker-job.yaml"

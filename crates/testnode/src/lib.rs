@@ -50,6 +50,7 @@ pub mod kubelet;
 pub mod kubelet_config;
 pub mod node;
 pub mod pki;
+pub mod serve;
 pub mod systemd;
 pub mod unit;
 pub mod wait;
@@ -120,9 +121,16 @@ pub fn multicall_main(argv: &[String]) -> i32 {
         Some("systemd") | Some("__systemd") => systemd::systemd_main(&argv[2..]),
         Some("systemctl") | Some("__systemctl") => systemd::systemctl_main(&argv[1..]),
         Some("fake") if argv.len() >= 3 => run_fake_component(&argv[2], &argv[3..]),
+        Some("worker") => match std::env::current_exe() {
+            Ok(exe) => serve::serve_worker(&argv[2..], &exe),
+            Err(e) => {
+                eprintln!("kharden-testnode worker: this program's path: {e}");
+                1
+            }
+        },
         _ => {
             eprintln!(
-                "usage: kharden-testnode kubelet --root DIR [options]\n       kharden-testnode systemd --root DIR [options]\n       kharden-testnode systemctl ARGS...\n       kharden-testnode fake kube-apiserver|kube-controller-manager|kube-scheduler FLAGS...\n       (or invoke through a symlink named kube-apiserver, kube-controller-manager,\n        kube-scheduler, kubelet, systemctl or systemd)"
+                "usage: kharden-testnode kubelet --root DIR [options]\n       kharden-testnode worker --root DIR [options]\n       kharden-testnode systemd --root DIR [options]\n       kharden-testnode systemctl ARGS...\n       kharden-testnode fake kube-apiserver|kube-controller-manager|kube-scheduler FLAGS...\n       (or invoke through a symlink named kube-apiserver, kube-controller-manager,\n        kube-scheduler, kubelet, systemctl or systemd)"
             );
             2
         }

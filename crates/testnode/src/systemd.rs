@@ -1647,13 +1647,18 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
     out
 }
 
-/// `PR_SET_PDEATHSIG` in the child, and refuse to start if the parent is already gone.
+/// `PR_SET_PDEATHSIG` in the child, and refuse to start if the parent is already gone. The
+/// child starts with no signal blocked, whatever its parent blocks (`kharden-testnode worker`
+/// blocks SIGTERM to wait for it: a manager inheriting that mask could not stop its kubelet).
 pub(crate) fn die_with_parent(cmd: &mut Command, sig: Signal) {
     let parent = nix::unistd::getpid();
-    // SAFETY: runs in the forked child before exec; prctl and getppid are plain syscalls
-    // (async-signal-safe), nothing allocates.
+    // SAFETY: runs in the forked child before exec; prctl, sigprocmask and getppid are plain
+    // syscalls (async-signal-safe), nothing allocates.
     unsafe {
         cmd.pre_exec(move || {
+            nix::sys::signal::SigSet::empty()
+                .thread_set_mask()
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
             nix::sys::prctl::set_pdeathsig(sig)
                 .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
             // The parent may have died between fork and prctl.
