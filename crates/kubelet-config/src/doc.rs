@@ -88,6 +88,16 @@ pub(crate) fn check_input<'a>(input: &'a [u8], what: &str) -> Result<&'a str, Er
             "a NUL byte in a text file",
         ));
     }
+    if let Some((p, c)) = yaml11::yaml11_only_line_break(text) {
+        return Err(err(
+            ErrorKind::Unsupported,
+            Some(line_of(input, p)),
+            format!(
+                "U+{:04X} is a line break to the kubelet's YAML reader and not to others: refusing a file that reads two ways",
+                u32::from(c)
+            ),
+        ));
+    }
     Ok(text)
 }
 

@@ -864,3 +864,18 @@ fn an_empty_block_scalar_is_refused() {
     let out = checked(b"a: >\n  x\ne: 1\n", &[unset("a")]).unwrap();
     assert_eq!(out.output, b"e: 1\n");
 }
+
+/// Found by the fuzz target: a comment holding U+2028 (`#sC<LS>icionHard:`): YAML 1.1 readers
+/// (the kubelet's, serde_yaml) end the comment there and read a key after it; the span tree (YAML
+/// 1.2) reads one comment. A file with NEL, LS or PS anywhere is refused, edited or read.
+#[test]
+fn a_line_break_only_yaml_1_1_sees_is_refused() {
+    for sep in ["\u{2028}", "\u{2029}", "\u{85}"] {
+        let input = format!("readOnlyPort: 1\n#sC{sep}icionHard:\n    memory.ava: 63\n");
+        let e = checked(input.as_bytes(), &[list("clusterDNS", &[])]).unwrap_err();
+        assert_eq!((e.kind, e.line), (ErrorKind::Unsupported, Some(2)), "{e}");
+        assert!(e.reason.contains("reads two ways"), "{e}");
+        let e = kharden_kubelet_config::ConfigDoc::parse(input.as_bytes()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    }
+}

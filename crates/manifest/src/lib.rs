@@ -481,6 +481,16 @@ fn check_input(input: &[u8]) -> Result<&str, EditError> {
                 .into(),
         });
     }
+    if let Some((p, c)) = yaml11::yaml11_only_line_break(text) {
+        return Err(EditError {
+            line: Some(line_of(input, p)),
+            kind: EditErrorKind::Unsupported,
+            reason: format!(
+                "U+{:04X} is a line break to the kubelet's YAML reader and not to others: refusing a file that reads two ways",
+                u32::from(c)
+            ),
+        });
+    }
     Ok(text)
 }
 

@@ -207,6 +207,24 @@ fn bad_bytes_are_refused() {
     );
     let e = edit(b"kind: Pod\rspec: {}\r", None, &[]).unwrap_err();
     assert_eq!(e.kind, EditErrorKind::Unsupported);
+    // A line break only to YAML 1.1 readers (the kubelet's): the file reads two ways, and the
+    // audit's reading (inspect) is refused as well as an edit.
+    for sep in ["\u{2028}", "\u{2029}", "\u{85}"] {
+        let input = fixture("kubeadm-scheduler.yaml");
+        let text = String::from_utf8(input).unwrap();
+        let bad = text.replacen("\n", &format!(" # note{sep}\n"), 2);
+        let e = edit(bad.as_bytes(), None, &[c("set", "profiling=false")]).unwrap_err();
+        assert_eq!(
+            (e.kind, e.line),
+            (EditErrorKind::Unsupported, Some(1)),
+            "{e}"
+        );
+        assert!(e.reason.contains("reads two ways"), "{e}");
+        assert_eq!(
+            inspect(bad.as_bytes(), None).unwrap_err().kind,
+            EditErrorKind::Unsupported
+        );
+    }
 }
 
 #[test]

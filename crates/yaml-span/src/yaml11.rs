@@ -327,6 +327,16 @@ pub fn render_key(key: &str, flow: bool, json: bool) -> String {
     }
 }
 
+/// The first character of `text` that YAML 1.1 readers (libyaml, go-yaml v2: the kubelet's and
+/// serde_yaml's) take for a line break and YAML 1.2 readers (saphyr, the span tree's) do not:
+/// NEL (U+0085), LS (U+2028), PS (U+2029), with its byte offset. A file holding one reads
+/// differently in the two (a comment that ends early and lets a key in, found by the fuzz
+/// target), so the editors refuse it whole.
+pub fn yaml11_only_line_break(text: &str) -> Option<(usize, char)> {
+    text.char_indices()
+        .find(|(_, c)| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
+}
+
 /// Refuse a value that cannot be written on one line: line breaks (including YAML 1.1's NEL,
 /// LS and PS), other control characters, and byte-order marks.
 pub fn check_value(what: &str, s: &str) -> Result<(), String> {
@@ -523,5 +533,11 @@ mod tests {
         assert_eq!(encode("a'b", Quote::Single), "'a''b'");
         assert_eq!(render_str("x", Quote::Double, Quote::Plain, false), "\"x\"");
         assert!(check_value("value", "a\u{85}b").is_err());
+        assert_eq!(
+            yaml11_only_line_break("a: 1 # x\u{2028}b: 2"),
+            Some((8, '\u{2028}'))
+        );
+        assert_eq!(yaml11_only_line_break("é\u{85}"), Some((2, '\u{85}')));
+        assert_eq!(yaml11_only_line_break("a: \"\\u2028\"\n"), None);
     }
 }
