@@ -29,6 +29,11 @@
 //! [`install_node_binaries`] create the symbolic links (`<root>/bin/kube-apiserver`,
 //! `<root>/usr/bin/kubelet`, `<root>/usr/bin/systemctl`, `<root>/usr/lib/systemd/systemd`);
 //! [`ServiceManagerProcess::spawn`] does that and starts the node.
+//!
+//! `kharden-testnode worker --root DIR` ([`serve`]) writes a kubeadm worker under DIR and serves
+//! it (service manager, kubelet) until SIGTERM, for scripts: `contrib/ci-check.sh` runs the
+//! Ansible worker play against it. [`wait`] has what tests that look at a node from outside
+//! share (an HTTP GET, waiting for a condition).
 
 // A test double, not product code: it prints and writes its fixtures like the programs it
 // stands in for (kubelet, systemd, the control-plane components), and reads the wall clock as
