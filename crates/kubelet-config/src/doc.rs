@@ -166,6 +166,15 @@ pub(crate) fn load(text: &str) -> Result<Node, Error> {
                     if empty_block_scalar(v) {
                         return Err(empty_block_refusal(k.line));
                     }
+                    // Only a flow mapping's key can span lines; the kubelet's keys never do, and
+                    // text spliced after one can join it (found by the fuzz target).
+                    if text.get(k.span.clone()).is_some_and(|t| t.contains('\n')) {
+                        return Err(err(
+                            ErrorKind::Unsupported,
+                            Some(k.line),
+                            "a mapping key written over several lines; refusing to edit or read this file",
+                        ));
+                    }
                     stack.push((k, from));
                     stack.push((v, k.content_end()));
                     from = tree::pair_end(k, v);

@@ -879,3 +879,25 @@ fn a_line_break_only_yaml_1_1_sees_is_refused() {
         assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
     }
 }
+
+/// Found by the fuzz target: a flow mapping whose key is a plain scalar written over several
+/// lines (one of them `-`): text spliced after it joined it. Such keys are refused.
+#[test]
+fn a_key_over_several_lines_is_refused() {
+    for input in [
+        &b"{\n  \"kind\": \"KubeletConfiguration\",\n\n 4\"\n\n-\n\n)\nletConfiguration\",\n}\n"[..],
+        b"{\"a\nb\": 1}\n",
+        b"{a\n b: 1}\n",
+    ] {
+        let e = checked(
+            input,
+            &[set(
+                "streamingConnectionIdleTimeout",
+                Scalar::Str("4h0m0s".into()),
+            )],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+        assert!(e.reason.contains("several lines"), "{e}");
+    }
+}
