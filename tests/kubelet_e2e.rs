@@ -444,6 +444,33 @@ fn a_flag_in_kubelet_extra_args_is_edited_where_it_is() {
     assert!(cmdline(pid).contains(&"--event-qps=9".to_string()));
     assert_eq!(sim.effective()["eventRecordQPS"], 9);
     assert!(text(&out).contains("a flag sets it"), "{}", text(&out));
+
+    // Drift reads the environment file's flags: another flag added by hand is a change, the
+    // flag set back is a revert of kharden's change.
+    let drift = |sim: &Sim| {
+        let out = sim
+            .kharden()
+            .args(["-o", "json", "drift"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (code(&out), v["files"][0].clone())
+    };
+    std::fs::write(
+        &sim.kubelet.extra_args_env,
+        "KUBELET_EXTRA_ARGS=--event-qps=9 --v=4\n",
+    )
+    .unwrap();
+    let (c, f) = drift(&sim);
+    assert_eq!((c, f["status"].as_str()), (10, Some("changed")), "{f}");
+    std::fs::write(
+        &sim.kubelet.extra_args_env,
+        "KUBELET_EXTRA_ARGS=\"--v=2 --event-qps=7\"\n",
+    )
+    .unwrap();
+    let (c, f) = drift(&sim);
+    assert_eq!((c, f["status"].as_str()), (10, Some("reverted")), "{f}");
+    assert_eq!(f["undone"][0]["change"], "set --event-qps=9", "{f}");
 }
 
 #[test]

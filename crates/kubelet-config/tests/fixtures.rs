@@ -901,3 +901,22 @@ fn a_key_over_several_lines_is_refused() {
         assert!(e.reason.contains("several lines"), "{e}");
     }
 }
+
+/// Found by the fuzz target: a JSON file with a number of more digits than an f64 holds
+/// (`999...9.0`, 45 digits): serde_json's default float parsing rounded it otherwise than
+/// serde_yaml's, so the verification saw a difference the edit did not make. serde_json now
+/// parses floats exactly (`float_roundtrip`).
+#[test]
+fn a_json_number_longer_than_a_float_is_edited() {
+    let input = b"{\n  \"clusterDNS\": [999999999999999999999999999999999999999999999.0\n  ],\n  \"readOnlyPort\": 10255\n}\n";
+    let out = checked(input, &[set("readOnlyPort", Scalar::Int(0))]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.output),
+        "{\n  \"clusterDNS\": [999999999999999999999999999999999999999999999.0\n  ],\n  \"readOnlyPort\": 0\n}\n"
+    );
+    let out = checked(
+        input,
+        &[list("tlsCipherSuites", &["TLS_AES_128_GCM_SHA256"])],
+    );
+    assert!(out.is_ok(), "{out:?}");
+}
