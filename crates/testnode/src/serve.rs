@@ -78,8 +78,9 @@ pub fn serve_worker(args: &[String], exe: &Path) -> i32 {
 }
 
 fn run(a: &Args, exe: &Path) -> Result<(), String> {
-    // Blocked before any thread or child exists: the signals wait for `sigwait` below (a child
-    // gets an empty mask from std's spawn).
+    // Blocked before any thread or child exists: the signals wait for `sigwait` below. The
+    // children inherit the mask through fork, so the service manager clears it before its exec
+    // (`systemd::die_with_parent`).
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGTERM);
     signals.add(Signal::SIGINT);

@@ -205,19 +205,7 @@ fn run_demo(exe: &Path, root: &Path) -> Result<Output, CliError> {
 
 /// `GET /healthz` on 127.0.0.1:`port` answers `200 ok`.
 fn healthz_ok(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut r = String::new();
-    let _ = s.read_to_string(&mut r);
-    r.starts_with("HTTP/1.1 200") && r.ends_with("ok")
+    kharden_testnode::http_get(port, "/healthz") == Some((200, "ok".into()))
 }
 
 /// The worker node's part: its kubelet audited, hardened, and a refused configuration rolled
